@@ -1,0 +1,40 @@
+"""Flags shared by the command-line tools (absl): --config, --override, --model_dir."""
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import flags, logging
+
+from internet_tf.config import Config, ConfigError, load_config
+
+FLAGS = flags.FLAGS
+
+
+def define_config_flags(model_dir_required: bool = True):
+    flags.DEFINE_string("config", None, "YAML config file (see configs/).")
+    flags.DEFINE_multi_string("override", [], "key=value config override, repeatable, e.g. "
+                              "--override train.steps=100 --override model.image_size=256")
+    flags.DEFINE_string("model_dir", None, "Directory for checkpoints, logs and results.")
+    if model_dir_required:
+        flags.mark_flag_as_required("model_dir")
+
+
+def load_flags_config() -> Config:
+    """Loads the config named by the flags; a bad config exits with its message, no traceback.
+
+    Without --config, a config.yaml saved in --model_dir by training is used."""
+    path = FLAGS.config
+    if path is None and FLAGS.model_dir:
+        saved = os.path.join(FLAGS.model_dir, "config.yaml")
+        path = saved if os.path.exists(saved) else None
+    try:
+        return load_config(path, FLAGS.override)
+    except ConfigError as e:
+        fail(f"config error: {e}")
+
+
+def fail(message: str):
+    logging.error(message)
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,361 @@
+"""COCO-format dataset index (SPEC §5 "Data": COCO json via pycocotools).
+
+This is the edge where dataset conventions become library conventions
+(docs/conventions.md): COCO ``[x, y, w, h]`` boxes in original pixels become float32
+``(ymin, xmin, ymax, xmax)`` boxes in original pixels, and the dataset's category ids
+become contiguous labels ``1..K`` (sorted by category id; 0 is background).
+
+Every defect in the input is either a :class:`DatasetError` (structural problems:
+unreadable JSON, missing keys, malformed image records) or a counted skip (data noise:
+missing / corrupt images, degenerate boxes, ...), so nothing fails later inside TF.
+Skip reasons, counted in :attr:`CocoIndex.skips`:
+
+image level
+  ``missing_image_file``, ``corrupt_image``, ``unsupported_format`` (PIL can read it but
+  ``tf.io.decode_image`` cannot, e.g. TIFF), ``size_mismatch`` (real size differs from
+  the JSON ``width``/``height``), ``image_without_annotations`` (training only).
+annotation level
+  ``annotation_without_image``, ``crowd_annotation`` (ignored, not an error),
+  ``unknown_category``, ``malformed_bbox``, ``zero_area_box``, ``box_outside_image``;
+  ``truncated_instances`` is set by ``data/pipeline.py``.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import io
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+from absl import logging
+from PIL import Image
+from pycocotools.coco import COCO
+
+# Formats tf.io.decode_image can decode (MPO is a multi-picture JPEG, decoded as JPEG).
+TF_DECODABLE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP"})
+VERIFY_MODES = ("none", "header", "full")
+_REQUIRED_KEYS = ("images", "annotations", "categories")
+_IMAGE_KEYS = ("id", "file_name", "width", "height")
+_IMAGE_REASONS = ("missing_image_file", "corrupt_image", "unsupported_format",
+                  "size_mismatch", "image_without_annotations")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as given; the message names the file and record."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_json(annotation_file: str) -> dict:
+    """Reads and structurally validates a COCO annotation file (no image access)."""
+    try:
+        with open(annotation_file, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DatasetError(f"Cannot read annotation file {annotation_file!r}: {e}") from e
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise DatasetError(
+            f"Annotation file {annotation_file!r} is not valid JSON: {e.msg} at line "
+            f"{e.lineno} column {e.colno} (char {e.pos})") from e
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"Annotation file {annotation_file!r} is not UTF-8 text: {e}") from e
+    if not isinstance(data, dict):
+        raise DatasetError(f"Annotation file {annotation_file!r}: top level must be a JSON "
+                           f"object, got {type(data).__name__}")
+    for key in _REQUIRED_KEYS:
+        if key not in data:
+            raise DatasetError(f"Annotation file {annotation_file!r} has no {key!r} key "
+                               f"(a COCO file needs {', '.join(_REQUIRED_KEYS)})")
+        if not isinstance(data[key], list):
+            raise DatasetError(f"Annotation file {annotation_file!r}: {key!r} must be a "
+                               f"list, got {type(data[key]).__name__}")
+    _check_images(data["images"], annotation_file)
+    _check_categories(data["categories"], annotation_file)
+    _check_annotations(data["annotations"], annotation_file)
+    return data
+
+
+def _check_images(images: list, annotation_file: str) -> None:
+    seen = set()
+    for i, img in enumerate(images):
+        where = f"Annotation file {annotation_file!r}: images[{i}]"
+        if not isinstance(img, dict):
+            raise DatasetError(f"{where} is not an object")
+        where += f" (id={img.get('id')!r})"
+        missing = [k for k in _IMAGE_KEYS if k not in img]
+        if missing:
+            raise DatasetError(f"{where} lacks required field(s) {missing}")
+        if not isinstance(img["id"], int) or isinstance(img["id"], bool):
+            raise DatasetError(f"{where}: 'id' must be an integer")
+        for k in ("width", "height"):
+            v = img[k]
+            if not _is_number(v) or v <= 0 or int(v) != v:
+                raise DatasetError(f"{where}: {k!r} must be a positive integer, got {v!r}")
+        if not isinstance(img["file_name"], str) or not img["file_name"]:
+            raise DatasetError(f"{where}: 'file_name' must be a non-empty string")
+        if img["id"] in seen:
+            raise DatasetError(f"{where}: duplicate image id {img['id']}")
+        seen.add(img["id"])
+
+
+def _check_categories(categories: list, annotation_file: str) -> None:
+    if not categories:
+        raise DatasetError(f"Annotation file {annotation_file!r} has an empty 'categories' list")
+    seen = set()
+    for i, cat in enumerate(categories):
+        where = f"Annotation file {annotation_file!r}: categories[{i}]"
+        if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
+            raise DatasetError(f"{where} must be an object with 'id' and 'name'")
+        if not isinstance(cat["id"], int) or isinstance(cat["id"], bool):
+            raise DatasetError(f"{where}: 'id' must be an integer, got {cat['id']!r}")
+        if cat["id"] in seen:
+            raise DatasetError(f"{where}: duplicate category id {cat['id']}")
+        seen.add(cat["id"])
+
+
+def _check_annotations(annotations: list, annotation_file: str) -> None:
+    """Requires the fields pycocotools indexes by; fills COCOeval's optional ones."""
+    used_ids = {a["id"] for a in annotations if isinstance(a, dict) and "id" in a}
+    next_id = max([i for i in used_ids if _is_number(i)], default=0) + 1
+    for i, ann in enumerate(annotations):
+        if not isinstance(ann, dict):
+            raise DatasetError(f"Annotation file {annotation_file!r}: annotations[{i}] "
+                               f"is not an object")
+        for k in ("image_id", "category_id"):
+            if k not in ann:
+                raise DatasetError(f"Annotation file {annotation_file!r}: annotations[{i}] "
+                                   f"(id={ann.get('id')!r}) lacks required field {k!r}")
+        if "id" not in ann:  # pycocotools indexes annotations by id.
+            ann["id"] = next_id
+            next_id += 1
+        ann.setdefault("iscrowd", 0)
+        if "area" not in ann:  # COCOeval reads 'area' for its size ranges.
+            box = _parse_bbox(ann.get("bbox"))
+            ann["area"] = float(box[2] * box[3]) if box is not None else 0.0
+
+
+def _parse_bbox(bbox: Any) -> tuple[float, float, float, float] | None:
+    """Returns (x, y, w, h) as floats, or None when not 4 finite numbers."""
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return None
+    if not all(_is_number(v) and math.isfinite(v) for v in bbox):
+        return None
+    return tuple(float(v) for v in bbox)
+
+
+def _make_coco(data: dict) -> COCO:
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):  # silence "creating index..."
+        coco.createIndex()
+    return coco
+
+
+def load_coco(annotation_file: str) -> COCO:
+    """Loads a COCO annotation file into a ``pycocotools.coco.COCO`` after validation.
+
+    Raises:
+      DatasetError: missing/unreadable file, malformed JSON (with the error position),
+        a missing top-level key, or a malformed image / category / annotation record.
+    """
+    return _make_coco(_read_json(annotation_file))
+
+
+def _probe_image(path: str, verify: str) -> tuple[str | None, tuple[int, int] | None]:
+    """Returns (skip_reason or None, (width, height) or None) for one image file."""
+    if not os.path.isfile(path):
+        return "missing_image_file", None
+    if verify == "none":
+        return None, None
+    try:
+        with Image.open(path) as im:
+            size, fmt = im.size, im.format
+            if verify == "full":
+                im.verify()
+        if verify == "full":  # verify() is shallow for JPEG: also decode the pixels.
+            with Image.open(path) as im:
+                im.load()
+    except Exception:  # PIL raises many types (OSError, SyntaxError, ValueError, ...).
+        return "corrupt_image", None
+    if fmt not in TF_DECODABLE_FORMATS:
+        return "unsupported_format", size
+    return None, size
+
+
+class CocoIndex:
+    """A validated COCO-format dataset: label mapping plus per-image ground truth.
+
+    Attributes:
+      coco: ``pycocotools.coco.COCO`` for evaluation, restricted to the kept images and
+        their annotations (malformed boxes and unknown categories dropped; crowd, tiny
+        and out-of-image boxes kept, as the official protocol sees them).
+      cat_ids: sorted dataset category ids.
+      label_to_cat_id / cat_id_to_label: label ``1..K`` <-> dataset category id.
+      class_names: ``['background', name_1, ..., name_K]``.
+      num_classes: K.
+      records: one dict per kept image: ``image_id``, ``path``, ``height``, ``width``,
+        ``boxes`` float32 [n, 4] yxyx in original pixels (clipped to the image),
+        ``classes`` int32 [n] labels 1..K.
+      skips: ``collections.Counter`` of skip reasons (see the module docstring).
+      num_clipped: boxes that were partly outside their image and clipped to it.
+    """
+
+    def __init__(self, data: dict, image_dir: str, *, training: bool,
+                 verify_images: str = "header", source: str = "<memory>",
+                 num_threads: int = 16):
+        if verify_images not in VERIFY_MODES:
+            raise ValueError(f"verify_images must be one of {VERIFY_MODES}, got {verify_images!r}")
+        self.source = source
+        self.image_dir = image_dir
+        self.training = training
+        self.skips: collections.Counter = collections.Counter()
+        self.num_clipped = 0
+        self.num_images_in_file = len(data["images"])
+
+        cats = sorted(data["categories"], key=lambda c: c["id"])
+        self.cat_ids = [c["id"] for c in cats]
+        self.label_to_cat_id = {i + 1: c for i, c in enumerate(self.cat_ids)}
+        self.cat_id_to_label = {c: i + 1 for i, c in enumerate(self.cat_ids)}
+        self.class_names = ["background"] + [str(c["name"]) for c in cats]
+        self.num_classes = len(self.cat_ids)
+
+        images = data["images"]
+        anns_by_image = collections.defaultdict(list)
+        image_ids = {img["id"] for img in images}
+        for ann in data["annotations"]:
+            if ann["image_id"] in image_ids:
+                anns_by_image[ann["image_id"]].append(ann)
+            else:
+                self.skips["annotation_without_image"] += 1
+
+        paths = [os.path.join(image_dir, img["file_name"]) for img in images]
+        with concurrent.futures.ThreadPoolExecutor(max(1, num_threads)) as pool:
+            probes = list(pool.map(lambda p: _probe_image(p, verify_images), paths,
+                                   chunksize=64))
+
+        self.records: list[dict] = []
+        kept_images, kept_anns = [], []
+        for img, path, (reason, size) in zip(images, paths, probes):
+            if reason is None and size is not None and size != (img["width"], img["height"]):
+                reason = "size_mismatch"
+            if reason is not None:
+                self.skips[reason] += 1
+                continue
+            anns = anns_by_image.get(img["id"], [])
+            record, eval_anns = self._convert(img, path, anns)
+            if len(record["classes"]) == 0 and training:
+                self.skips["image_without_annotations"] += 1
+                continue
+            self.records.append(record)
+            kept_images.append(img)
+            kept_anns.extend(eval_anns)
+
+        if not self.records:
+            raise DatasetError(
+                f"No usable image in {source!r} (image_dir {image_dir!r}, "
+                f"{len(images)} images listed): {self._skip_text() or 'nothing listed'}")
+        eval_data = {k: v for k, v in data.items()
+                     if k not in ("images", "annotations")}
+        eval_data.update(images=kept_images, annotations=kept_anns)
+        self.coco = _make_coco(eval_data)
+
+    def _convert(self, img: dict, path: str, anns: list[dict]) -> tuple[dict, list[dict]]:
+        """Validates one image's annotations; returns its record and its eval annotations."""
+        height, width = int(img["height"]), int(img["width"])
+        boxes, classes, eval_anns = [], [], []
+        for ann in anns:
+            known = ann["category_id"] in self.cat_id_to_label
+            box = _parse_bbox(ann.get("bbox"))
+            if known and box is not None:
+                eval_anns.append(ann)
+            if ann.get("iscrowd", 0):
+                self.skips["crowd_annotation"] += 1
+                continue
+            if not known:
+                self.skips["unknown_category"] += 1
+                continue
+            if box is None:
+                self.skips["malformed_bbox"] += 1
+                continue
+            x, y, w, h = box
+            if w <= 0 or h <= 0:
+                self.skips["zero_area_box"] += 1
+                continue
+            if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+                self.skips["box_outside_image"] += 1
+                continue
+            clipped = [max(y, 0.0), max(x, 0.0), min(y + h, float(height)),
+                       min(x + w, float(width))]
+            if clipped != [y, x, y + h, x + w]:
+                self.num_clipped += 1
+            boxes.append(clipped)
+            classes.append(self.cat_id_to_label[ann["category_id"]])
+        record = {
+            "image_id": img["id"],
+            "path": path,
+            "height": height,
+            "width": width,
+            "boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
+            "classes": np.asarray(classes, np.int32).reshape(-1),
+        }
+        return record, eval_anns
+
+    @classmethod
+    def from_files(cls, annotation_file: str, image_dir: str, *, training: bool,
+                   verify_images: str = "header") -> "CocoIndex":
+        """Builds the index from a COCO json file and the directory holding its images.
+
+        Args:
+          annotation_file: COCO-format json path.
+          image_dir: directory that ``file_name`` entries are relative to.
+          training: drop images left without annotations (kept for evaluation).
+          verify_images: ``"none"`` (only check the file exists), ``"header"`` (PIL reads
+            the header: format and real size; the default, fast enough for COCO train),
+            or ``"full"`` (also ``Image.verify()`` and a full decode).
+        Raises:
+          DatasetError: see :func:`load_coco`, or when no usable image remains.
+        """
+        data = _read_json(annotation_file)
+        index = cls(data, image_dir, training=training, verify_images=verify_images,
+                    source=annotation_file)
+        if sum(index.skips.values()):
+            logging.warning("%s", index.report())
+        else:
+            logging.info("%s", index.report())
+        return index
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def num_boxes(self) -> int:
+        return int(sum(len(r["classes"]) for r in self.records))
+
+    def _skip_text(self) -> str:
+        parts = []
+        for reason, count in sorted(self.skips.items()):
+            if count:
+                unit = "image" if reason in _IMAGE_REASONS else "annotation"
+                parts.append(f"{count} {unit}{'s' if count != 1 else ''} "
+                             f"({reason.replace('_', ' ')})")
+        return ", ".join(parts)
+
+    def report(self) -> str:
+        """A one-paragraph, human-readable summary of what was kept and skipped."""
+        mode = "training" if self.training else "evaluation"
+        text = (f"Dataset {self.source!r} ({mode}): kept {len(self.records)} of "
+                f"{self.num_images_in_file} images with {self.num_boxes} boxes in "
+                f"{self.num_classes} classes.")
+        skipped = self._skip_text()
+        text += f" Skipped: {skipped}." if skipped else " Nothing was skipped."
+        if self.num_clipped:
+            text += f" {self.num_clipped} partly-outside boxes were clipped to their image."
+        return text

@@ -1,0 +1,131 @@
+"""Backbones returning C2–C5 at strides 4–32 (SPEC §1): Keras ResNet-50/101 and a small ResNet.
+
+Pretrained weights come only from local files: ``imagenet`` means the file Keras would have
+cached under ``$KERAS_HOME/models`` (nothing is downloaded at run time), or a path to an
+``.h5``/``.weights.h5`` file; ``none`` trains from scratch.
+"""
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+# keras.applications layer names of the last block of each stage.
+_STAGE_OUTPUTS = {
+    "resnet50": ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"),
+    "resnet101": ("conv2_block3_out", "conv3_block4_out", "conv4_block23_out", "conv5_block3_out"),
+}
+_IMAGENET_FILES = {
+    "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "resnet101": "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+# Caffe-style ImageNet statistics used by keras.applications ResNets (BGR order).
+_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+class BackboneWeightsError(ValueError):
+    """Pretrained weights were requested but cannot be had on this machine."""
+
+
+def resolve_weights(backbone: str, weights: str):
+    """Maps the ``model.backbone_weights`` setting to a local file path, or None."""
+    if weights in (None, "", "none"):
+        return None
+    if weights == "imagenet":
+        if backbone not in _IMAGENET_FILES:
+            raise BackboneWeightsError(
+                f"backbone '{backbone}' has no ImageNet weights; use backbone_weights: none")
+        keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+        path = os.path.join(keras_home, "models", _IMAGENET_FILES[backbone])
+        if not os.path.exists(path):
+            raise BackboneWeightsError(
+                f"ImageNet weights for {backbone} are not on this machine (looked for {path}). "
+                "Nothing is downloaded at run time: copy the Keras file "
+                f"'{_IMAGENET_FILES[backbone]}' there, or set model.backbone_weights to its local "
+                "path, or to 'none' to train from scratch.")
+        return path
+    if not os.path.exists(weights):
+        raise BackboneWeightsError(f"backbone weights file not found: {weights}")
+    return weights
+
+
+def preprocess(images):
+    """RGB 0..255 float -> BGR mean-subtracted, the convention of the Keras ResNets."""
+    return images[..., ::-1] - tf.constant(_BGR_MEAN, dtype=images.dtype)
+
+
+def _keras_resnet(name: str, image_size: int, weights_path):
+    ctor = {"resnet50": keras.applications.ResNet50, "resnet101": keras.applications.ResNet101}[name]
+    base = ctor(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
+    if weights_path is not None:
+        try:
+            base.load_weights(weights_path)
+        except Exception as e:  # surface the path; Keras' own message can be cryptic
+            raise BackboneWeightsError(
+                f"could not load backbone weights for {name} from {weights_path}: {e}") from e
+    outputs = [base.get_layer(n).output for n in _STAGE_OUTPUTS[name]]
+    return keras.Model(base.input, outputs, name=name)
+
+
+def _conv_bn(x, filters, kernel, stride, name, relu=True):
+    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+                            kernel_initializer="he_normal", name=name + "_conv")(x)
+    x = keras.layers.BatchNormalization(epsilon=1e-5, name=name + "_bn")(x)
+    return keras.layers.ReLU(name=name + "_relu")(x) if relu else x
+
+
+def _basic_block(x, filters, stride, name):
+    shortcut = x
+    y = _conv_bn(x, filters, 3, stride, name + "_1")
+    y = _conv_bn(y, filters, 3, 1, name + "_2", relu=False)
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = _conv_bn(x, filters, 1, stride, name + "_0", relu=False)
+    return keras.layers.ReLU(name=name + "_out")(keras.layers.Add()([shortcut, y]))
+
+
+def small_resnet(image_size: int, widths=(32, 64, 128, 256)):
+    """A four-stage basic-block ResNet for CPU runs (one block per stage, strides 4–32)."""
+    inputs = keras.Input((image_size, image_size, 3))
+    x = _conv_bn(inputs, widths[0], 7, 2, "conv1")
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    outputs = []
+    for stage, width in enumerate(widths, start=2):
+        x = _basic_block(x, width, 1 if stage == 2 else 2, f"conv{stage}_block1")
+        outputs.append(x)
+    return keras.Model(inputs, outputs, name="small_resnet")
+
+
+class Backbone(keras.layers.Layer):
+    """Image -> {2: C2, 3: C3, 4: C4, 5: C5}."""
+
+    def __init__(self, name: str, image_size: int, weights: str = "none", frozen_bn: bool = False,
+                 freeze_at: int = 0, small_widths=(32, 64, 128, 256), **kwargs):
+        super().__init__(name="backbone", **kwargs)
+        self.arch = name
+        path = resolve_weights(name, weights)
+        if name == "small_resnet":
+            if path is not None:
+                raise BackboneWeightsError("small_resnet has no pretrained weights; use backbone_weights: none")
+            self.net = small_resnet(image_size, tuple(small_widths))
+        else:
+            self.net = _keras_resnet(name, image_size, path)
+        for layer in self.net.layers:
+            stage = _stage_of(layer.name)
+            if freeze_at and stage is not None and stage <= freeze_at:
+                layer.trainable = False
+            if frozen_bn and isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False  # Keras 3: a non-trainable BN runs in inference mode
+
+    def call(self, images, training=False):
+        feats = self.net(preprocess(images), training=training)
+        return {level: f for level, f in zip((2, 3, 4, 5), feats)}
+
+
+def _stage_of(layer_name: str):
+    """conv1_* -> 1, conv3_block2_* -> 3, pool1 -> 1, others -> None."""
+    if layer_name.startswith("pool1") or layer_name.startswith("conv1"):
+        return 1
+    if layer_name.startswith("conv") and len(layer_name) > 4 and layer_name[4].isdigit():
+        return int(layer_name[4])
+    return None

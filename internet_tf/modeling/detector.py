@@ -1,0 +1,152 @@
+"""The thin Faster R-CNN + FPN model composing backbone, FPN, RPN, RoIAlign and box head (SPEC §1).
+
+Training (``train_outputs``) and inference (``inference``) share every layer. The feature
+intertwiner (SPEC §2) plugs in through two hooks: ``head_features`` (make-up layer and
+merge, used at training and inference) and ``extra_losses`` (training-only terms); the
+training outputs expose the FPN maps, sampled RoIs, their levels, RoI features and
+matched class labels that the intertwiner needs.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from internet_tf.config import ModelConfig
+from internet_tf.modeling import losses as loss_lib
+from internet_tf.modeling.backbone import Backbone
+from internet_tf.modeling.box_head import BoxHead, BoxPredictor
+from internet_tf.modeling.fpn import FPN
+from internet_tf.modeling.postprocess import detect
+from internet_tf.modeling.roi_align import assign_levels, multilevel_roi_align
+from internet_tf.modeling.rpn import LEVELS, RPNHead, generate_proposals
+from internet_tf.ops import anchors as anchor_ops
+from internet_tf.ops import targets as target_ops
+
+
+class Detector(keras.Model):
+    """Faster R-CNN + FPN. ``num_classes`` counts foreground classes (K)."""
+
+    def __init__(self, cfg: ModelConfig, num_classes: int, name: str = "detector", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.cfg = cfg
+        self.num_classes = int(num_classes)
+        self.image_size = int(cfg.image_size)
+        self.backbone = Backbone(cfg.backbone, cfg.image_size, cfg.backbone_weights,
+                                 frozen_bn=cfg.frozen_bn, freeze_at=cfg.freeze_at,
+                                 small_widths=cfg.small_resnet_widths)
+        self.fpn = FPN(cfg.fpn_channels)
+        self.rpn_head = RPNHead(len(cfg.rpn.aspect_ratios), cfg.fpn_channels)
+        self.box_head = BoxHead(cfg.head.fc_dim)
+        self.predictor = BoxPredictor(self.num_classes)
+        anchors = anchor_ops.generate_anchors(cfg.image_size, LEVELS, tuple(cfg.rpn.anchor_sizes),
+                                              tuple(cfg.rpn.aspect_ratios))
+        self._anchor_arrays = {l: np.asarray(a) for l, a in anchors.items()}
+
+    # -- shared pieces ---------------------------------------------------------------------
+    def anchors(self):
+        return {l: tf.constant(a) for l, a in self._anchor_arrays.items()}
+
+    def pyramid(self, images, training=False):
+        return self.fpn(self.backbone(images, training=training))
+
+    def proposals(self, pyramid, image_info, training=False):
+        rpn = self.cfg.rpn
+        logits, deltas = self.rpn_head(pyramid)
+        boxes, valid = generate_proposals(
+            logits, deltas, self.anchors(), image_info,
+            pre_nms_topk=rpn.pre_nms_topk_train if training else rpn.pre_nms_topk_test,
+            post_nms_topk=rpn.post_nms_topk_train if training else rpn.post_nms_topk_test,
+            nms_iou=rpn.nms_iou, min_size=rpn.min_size)
+        return logits, deltas, boxes, valid
+
+    def roi_levels(self, rois):
+        roi = self.cfg.roi
+        return assign_levels(rois, base=roi.level_base, canonical_level=roi.canonical_level,
+                             min_level=roi.min_level, max_level=roi.max_level,
+                             rounding=roi.level_rounding)
+
+    def roi_features(self, pyramid, rois):
+        """Eq. 6 level assignment, then RoIAlign on each RoI's level -> (levels, features)."""
+        levels = self.roi_levels(rois)
+        feats = multilevel_roi_align(pyramid, rois, levels, output_size=self.cfg.roi.output_size,
+                                     sampling_ratio=self.cfg.roi.sampling_ratio)
+        return levels, feats
+
+    # -- hooks for the feature intertwiner ---------------------------------------------------
+    def head_features(self, roi_feats, levels, training=False):
+        """RoI features [B, R, S, S, C] -> features fed to the predictor [B, R, D]."""
+        return self.box_head(roi_feats)
+
+    def extra_losses(self, outputs, batch, training=True):
+        """Training-only loss terms (name -> weighted scalar) and metrics; none for the baseline."""
+        return {}, {}
+
+    # -- training ------------------------------------------------------------------------
+    def train_outputs(self, batch, training=True):
+        """One forward pass of the training graph; returns every tensor the losses need."""
+        images, gt_boxes, gt_classes = batch["images"], batch["gt_boxes"], batch["gt_classes"]
+        pyramid = self.pyramid(images, training=training)
+        logits, deltas, proposals, valid = self.proposals(pyramid, batch["image_info"], training=True)
+        rpn, roi = self.cfg.rpn, self.cfg.roi
+        rpn_t = target_ops.rpn_targets(
+            anchor_ops.concat_levels(self.anchors()), gt_boxes, gt_classes, pos_iou=rpn.pos_iou,
+            neg_iou=rpn.neg_iou, num_samples=rpn.num_samples, positive_fraction=rpn.positive_fraction)
+        roi_t = target_ops.roi_targets(
+            proposals, valid, gt_boxes, gt_classes, num_samples=roi.num_samples,
+            foreground_fraction=roi.foreground_fraction, fg_iou=roi.fg_iou,
+            bg_iou_high=roi.bg_iou_high, bg_iou_low=roi.bg_iou_low,
+            bbox_weights=tuple(self.cfg.head.bbox_weights))
+        levels, roi_feats = self.roi_features(pyramid, roi_t["rois"])
+        head_feats = self.head_features(roi_feats, levels, training=training)
+        class_logits, box_deltas = self.predictor(head_feats)
+        return {
+            "pyramid": pyramid, "rpn_logits": logits, "rpn_deltas": deltas, "rpn_targets": rpn_t,
+            "roi_targets": roi_t, "rois": roi_t["rois"], "roi_classes": roi_t["classes"],
+            "roi_levels": levels, "roi_features": roi_feats, "head_features": head_feats,
+            "class_logits": class_logits, "box_deltas": box_deltas,
+        }
+
+    def train_losses(self, batch, training=True):
+        """Returns ``(losses, metrics)``: named, already weighted scalar loss terms (their sum is
+        Eq. 5's L) and extra scalars to log."""
+        out = self.train_outputs(batch, training=training)
+        losses = dict(loss_lib.rpn_losses(out["rpn_logits"], out["rpn_deltas"], out["rpn_targets"]))
+        losses.update(loss_lib.head_losses(out["class_logits"], out["box_deltas"], out["roi_targets"]))
+        extra, metrics = self.extra_losses(out, batch, training=training)
+        losses.update(extra)
+        fg = tf.reduce_sum(tf.cast(out["roi_classes"] > 0, tf.float32))
+        metrics = dict(metrics)
+        metrics["foreground_rois_per_image"] = fg / tf.cast(tf.shape(out["rois"])[0], tf.float32)
+        return losses, metrics
+
+    # -- inference -----------------------------------------------------------------------
+    def inference(self, images, image_info):
+        """Images [B, S, S, 3] (0..255, padded) -> detections in input pixels (see postprocess)."""
+        pyramid = self.pyramid(images, training=False)
+        _, _, rois, valid = self.proposals(pyramid, image_info, training=False)
+        levels, roi_feats = self.roi_features(pyramid, rois)
+        class_logits, box_deltas = self.predictor(self.head_features(roi_feats, levels, training=False))
+        head = self.cfg.head
+        return detect(class_logits, box_deltas, rois, image_info, bbox_weights=tuple(head.bbox_weights),
+                      score_threshold=head.score_threshold, nms_iou=head.nms_iou,
+                      max_detections=head.max_detections, rois_valid=valid)
+
+    def call(self, images, training=False):
+        b = tf.shape(images)[0]
+        s = float(self.image_size)
+        info = tf.tile(tf.constant([[s, s, 1.0, 0.0]]), [b, 1])
+        return self.inference(images, info)
+
+    def build_all(self, batch_size: int = 1):
+        """Creates every variable (inference and training paths) with a dummy batch."""
+        s = self.image_size
+        batch = {
+            "images": tf.zeros([batch_size, s, s, 3]),
+            "gt_boxes": tf.tile(tf.constant([[[0.0, 0.0, s / 2, s / 2], [-1.0, -1.0, -1.0, -1.0]]]),
+                                [batch_size, 1, 1]),
+            "gt_classes": tf.tile(tf.constant([[1, -1]], tf.int32), [batch_size, 1]),
+            "image_info": tf.tile(tf.constant([[float(s), float(s), 1.0, 0.0]]), [batch_size, 1]),
+        }
+        self.train_losses(batch, training=False)
+        self.inference(batch["images"], batch["image_info"])

@@ -1,0 +1,35 @@
+"""Feature pyramid P2–P6 (SPEC §1, Lin et al. 2017): lateral 1×1, nearest top-down, 3×3 output.
+
+P6 is a stride-2 max-pool of P5 and is used by the RPN only.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+class FPN(keras.layers.Layer):
+    """{2..5: C_l} -> {2..6: P_l}, each with ``channels`` channels."""
+
+    def __init__(self, channels: int = 256, name: str = "fpn", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.channels = channels
+        init = keras.initializers.HeUniform()
+        # Lists indexed by level - 2 (string-keyed tracking is all checkpoints need).
+        self.lateral = [keras.layers.Conv2D(channels, 1, kernel_initializer=init, name=f"lateral_p{l}")
+                        for l in (2, 3, 4, 5)]
+        self.output_conv = [keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=init,
+                                                name=f"output_p{l}") for l in (2, 3, 4, 5)]
+        self.p6 = keras.layers.MaxPooling2D(pool_size=1, strides=2, name="p6_pool")
+
+    def call(self, feats):
+        lat = {l: self.lateral[l - 2](feats[l]) for l in (2, 3, 4, 5)}
+        top = lat[5]
+        merged = {5: top}
+        for l in (4, 3, 2):
+            size = tf.shape(lat[l])[1:3]
+            top = lat[l] + tf.image.resize(top, size, method="nearest")
+            merged[l] = top
+        out = {l: self.output_conv[l - 2](merged[l]) for l in (2, 3, 4, 5)}
+        out[6] = self.p6(out[5])
+        return out

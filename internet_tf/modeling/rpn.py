@@ -1,0 +1,90 @@
+"""Region proposal network (SPEC §1, Ren et al. 2015 with FPN): shared head and proposals.
+
+Head: 3×3 conv + ReLU, then 1×1 objectness (one logit per anchor) and 1×1 deltas, shared
+over P2–P6. Proposals: per-level top-k by objectness, decode, clip to the image, NMS per
+level (0.7), then the best ``post_nms_topk`` over all levels per image.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from internet_tf.ops import boxes as box_ops
+
+LEVELS = (2, 3, 4, 5, 6)
+
+
+class RPNHead(keras.layers.Layer):
+    """{l: P_l} -> objectness logits [B, N] and deltas [B, N, 4], levels concatenated in order."""
+
+    def __init__(self, num_anchors: int, channels: int = 256, name: str = "rpn_head", **kwargs):
+        super().__init__(name=name, **kwargs)
+        init = keras.initializers.RandomNormal(stddev=0.01)
+        self.num_anchors = num_anchors
+        self.conv = keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
+                                        kernel_initializer=init, name="conv")
+        self.objectness = keras.layers.Conv2D(num_anchors, 1, kernel_initializer=init, name="objectness")
+        self.deltas = keras.layers.Conv2D(4 * num_anchors, 1, kernel_initializer=init, name="deltas")
+
+    def call(self, feats):
+        logits, deltas = [], []
+        for level in LEVELS:
+            x = self.conv(feats[level])
+            b = tf.shape(x)[0]
+            logits.append(tf.reshape(self.objectness(x), [b, -1]))
+            deltas.append(tf.reshape(self.deltas(x), [b, -1, 4]))
+        return tf.concat(logits, axis=1), tf.concat(deltas, axis=1)
+
+
+def valid_image_size(image_info):
+    """(height, width) [B] of the resized image inside the padded input."""
+    scale = image_info[:, 2]
+    return tf.round(image_info[:, 0] * scale), tf.round(image_info[:, 1] * scale)
+
+
+def generate_proposals(logits, deltas, anchors_per_level: dict, image_info, *, pre_nms_topk: int,
+                       post_nms_topk: int, nms_iou: float, min_size: float = 0.0):
+    """Returns ``(proposals [B, post_nms_topk, 4], valid [B, post_nms_topk] bool)``, no gradient.
+
+    ``logits``/``deltas`` are the RPN outputs with levels concatenated in ``LEVELS`` order;
+    ``anchors_per_level`` maps level -> [N_l, 4].
+    """
+    logits = tf.stop_gradient(logits)
+    deltas = tf.stop_gradient(deltas)
+    height, width = valid_image_size(image_info)
+    height, width = height[:, None], width[:, None]
+    level_boxes, level_scores = [], []
+    start = 0
+    # Offsetting each level's boxes apart makes one NMS call act per level.
+    offset_step = tf.cast(tf.maximum(tf.reduce_max(height), tf.reduce_max(width)), tf.float32) + 1.0
+    for i, level in enumerate(LEVELS):
+        anchors = anchors_per_level[level]
+        n = int(anchors.shape[0])
+        k = min(pre_nms_topk, n)
+        scores, idx = tf.math.top_k(logits[:, start:start + n], k=k, sorted=False)
+        lvl_deltas = tf.gather(deltas[:, start:start + n], idx, batch_dims=1)
+        lvl_anchors = tf.gather(anchors, idx)
+        boxes = box_ops.clip_boxes(box_ops.decode(lvl_deltas, lvl_anchors), height, width)
+        if min_size > 0:
+            size_ok = tf.logical_and(boxes[..., 2] - boxes[..., 0] >= min_size,
+                                     boxes[..., 3] - boxes[..., 1] >= min_size)
+            scores = tf.where(size_ok, scores, -1e9)
+        level_boxes.append(boxes + offset_step * i)
+        level_scores.append(scores)
+        start += n
+    boxes = tf.concat(level_boxes, axis=1)
+    scores = tf.concat(level_scores, axis=1)
+    topk = min(post_nms_topk, int(boxes.shape[1]))
+    selected, num_valid = tf.image.non_max_suppression_padded(
+        boxes, tf.sigmoid(scores), max_output_size=topk, iou_threshold=nms_iou,
+        pad_to_max_output_size=True)
+    valid = tf.range(topk)[None, :] < num_valid[:, None]
+    proposals = tf.gather(boxes, selected, batch_dims=1)
+    level_index = tf.floor(proposals[..., :1] / offset_step)
+    proposals = proposals - level_index * offset_step  # undo the per-level offset
+    proposals = tf.where(valid[..., None], proposals, 0.0)
+    if topk < post_nms_topk:
+        pad = post_nms_topk - topk
+        proposals = tf.pad(proposals, [[0, 0], [0, pad], [0, 0]])
+        valid = tf.pad(valid, [[0, 0], [0, pad]])
+    return tf.stop_gradient(proposals), valid

@@ -1,0 +1,107 @@
+"""FPN anchors (SPEC §1 "Anchors"; Lin et al. 2017, Sec. 4.1; docs/conventions.md "Anchors").
+
+One anchor size per level (32/64/128/256/512 on P2-P6), aspect ratios r = h / w in
+(0.5, 1, 2) with h = s * sqrt(r), w = s / sqrt(r). Level l has stride 2**l and a
+`ceil(image_size / 2**l)` square grid; anchors of a level are ordered (y, x, anchor) and
+centred at `((y + 0.5) * stride, (x + 0.5) * stride)`. Boxes are yxyx absolute pixels.
+"""
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_LEVELS = (2, 3, 4, 5, 6)
+DEFAULT_SIZES = (32, 64, 128, 256, 512)
+DEFAULT_ASPECT_RATIOS = (0.5, 1.0, 2.0)
+
+
+def feature_size(image_size: int, level: int) -> int:
+    """Side of level `level`'s feature map for a square `image_size` input: ceil(size / 2**l)."""
+    stride = 2 ** int(level)
+    return -(-int(image_size) // stride)
+
+
+def num_anchors_per_level(image_size: int, levels=DEFAULT_LEVELS, num_anchors: int = 3):
+    """`{level: H_l * W_l * num_anchors}`."""
+    return {int(l): feature_size(image_size, l) ** 2 * int(num_anchors) for l in levels}
+
+
+def _level_anchors(image_size, level, size, aspect_ratios):
+    stride = 2.0 ** level
+    n = feature_size(image_size, level)
+    centres = (np.arange(n, dtype=np.float64) + 0.5) * stride
+    ratios = np.asarray(aspect_ratios, dtype=np.float64)
+    h = size * np.sqrt(ratios)  # [A]
+    w = size / np.sqrt(ratios)
+    cy = centres[:, None, None]  # [H, 1, 1]
+    cx = centres[None, :, None]  # [1, W, 1]
+    shape = (n, n, len(ratios))
+    boxes = np.stack([np.broadcast_to(cy - 0.5 * h, shape),
+                      np.broadcast_to(cx - 0.5 * w, shape),
+                      np.broadcast_to(cy + 0.5 * h, shape),
+                      np.broadcast_to(cx + 0.5 * w, shape)], axis=-1)
+    return boxes.reshape(-1, 4).astype(np.float32)
+
+
+def generate_anchors(image_size: int, levels=DEFAULT_LEVELS, sizes=DEFAULT_SIZES,
+                     aspect_ratios=DEFAULT_ASPECT_RATIOS):
+    """`{level: float32 [H_l * W_l * A, 4]}` yxyx anchors for a square `image_size` input.
+
+    `sizes[i]` is the anchor size of `levels[i]`; A = len(aspect_ratios).
+    """
+    if len(levels) != len(sizes):
+        raise ValueError(f"levels {levels} and sizes {sizes} differ in length")
+    return {int(l): tf.constant(_level_anchors(image_size, int(l), float(s), aspect_ratios))
+            for l, s in zip(levels, sizes)}
+
+
+def _infer_concat_axis(tensors):
+    """The axis along which the levels' static sizes differ (0 for [n, ...], 1 for [B, n, ...])."""
+    rank = tensors[0].shape.rank
+    if rank is None:
+        raise ValueError("concat_levels needs tensors of known rank")
+    differing = set()
+    for t in tensors[1:]:
+        if t.shape.rank != rank:
+            raise ValueError("concat_levels: tensors of different ranks")
+        for ax in range(rank):
+            a, b = tensors[0].shape[ax], t.shape[ax]
+            if a is not None and b is not None and a != b:
+                differing.add(ax)
+    if len(differing) == 1:
+        return differing.pop()
+    if len(differing) > 1:
+        raise ValueError(f"concat_levels: levels differ along axes {sorted(differing)}")
+    # Single level (any axis works) or all levels equally sized: rank-based guess.
+    return 0 if rank == 1 or (rank == 2 and tensors[0].shape[-1] == 4) else 1
+
+
+def concat_levels(d, axis=None):
+    """Concatenate `{level: tensor}` in ascending level order.
+
+    `axis=None` infers it: the one axis along which the levels' static sizes differ,
+    i.e. 0 for per-level `[n_l, ...]` (anchors) and 1 for batched `[B, n_l, ...]` (RPN
+    outputs). Pass `axis` explicitly when levels may have equal sizes (tiny images).
+    """
+    tensors = [tf.convert_to_tensor(d[l]) for l in sorted(d)]
+    if axis is None:
+        axis = _infer_concat_axis(tensors)
+    return tf.concat(tensors, axis=axis)
+
+
+def split_levels(tensor, image_size: int, levels=DEFAULT_LEVELS, num_anchors: int = 3,
+                 axis: int = 0):
+    """Inverse of `concat_levels`: split `tensor` along `axis` into `{level: part}` with
+    `feature_size(image_size, l)**2 * num_anchors` entries per level (ascending levels)."""
+    counts = num_anchors_per_level(image_size, levels, num_anchors)
+    ordered = sorted(counts)
+    parts = tf.split(tensor, [counts[l] for l in ordered], axis=axis)
+    return dict(zip(ordered, parts))
+
+
+def total_anchors(image_size: int, levels=DEFAULT_LEVELS, num_anchors: int = 3) -> int:
+    """Total number of anchors over all levels."""
+    return sum(num_anchors_per_level(image_size, levels, num_anchors).values())
+
+
+__all__ = ["feature_size", "num_anchors_per_level", "generate_anchors", "concat_levels",
+           "split_levels", "total_anchors", "DEFAULT_LEVELS", "DEFAULT_SIZES",
+           "DEFAULT_ASPECT_RATIOS"]

@@ -1,0 +1,74 @@
+"""Optimisation recipe of paper Sec. 6.5 / SPEC §5: SGD with momentum 0.9, lr 0.01 at global
+batch 8 (linearly scaled), weight decay 1e-4 except on BatchNorm and biases, ×0.1 step
+drops, optional linear warm-up; gradients clipped at global norm 5 by the trainer.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+
+from internet_tf.config import TrainConfig
+
+# Keras variable names (not paths) that never take weight decay: biases and BatchNorm.
+NO_DECAY_NAMES = ("bias", "gamma", "beta")
+
+
+def learning_rate(cfg: TrainConfig) -> float:
+    """The peak learning rate: explicit, or 0.01 × batch / 8 (linear scaling rule)."""
+    if cfg.learning_rate is not None:
+        return float(cfg.learning_rate)
+    return cfg.base_learning_rate * cfg.batch_size / cfg.base_batch_size
+
+
+def total_steps(cfg: TrainConfig, num_train_images: int) -> int:
+    if cfg.steps is not None:
+        return int(cfg.steps)
+    return max(1, math.ceil(cfg.epochs * num_train_images / cfg.batch_size))
+
+
+def drop_steps(cfg: TrainConfig, num_train_images: int) -> list:
+    if cfg.lr_drop_steps is not None:
+        return sorted(int(s) for s in cfg.lr_drop_steps)
+    steps_per_epoch = num_train_images / cfg.batch_size
+    return sorted(int(round(e * steps_per_epoch)) for e in cfg.lr_drop_epochs)
+
+
+class StepDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Piecewise-constant ×factor drops at ``boundaries``, after ``warmup_steps`` of linear ramp."""
+
+    def __init__(self, peak: float, boundaries, factor: float = 0.1, warmup_steps: int = 0,
+                 warmup_start: float = 0.001):
+        self.peak = float(peak)
+        self.boundaries = [int(b) for b in boundaries]
+        self.factor = float(factor)
+        self.warmup_steps = int(warmup_steps)
+        self.warmup_start = float(warmup_start)
+        values = [self.peak * self.factor ** i for i in range(len(self.boundaries) + 1)]
+        self._piecewise = keras.optimizers.schedules.PiecewiseConstantDecay(self.boundaries, values) \
+            if self.boundaries else None
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        lr = self._piecewise(step) if self._piecewise is not None else keras.ops.convert_to_tensor(self.peak)
+        if self.warmup_steps > 0:
+            ramp = self.warmup_start + (1.0 - self.warmup_start) * keras.ops.minimum(
+                step / self.warmup_steps, 1.0)
+            lr = lr * ramp
+        return lr
+
+    def get_config(self):
+        return {"peak": self.peak, "boundaries": self.boundaries, "factor": self.factor,
+                "warmup_steps": self.warmup_steps, "warmup_start": self.warmup_start}
+
+
+def build_optimizer(cfg: TrainConfig, num_train_images: int) -> keras.optimizers.SGD:
+    """SGD + schedule; weight decay excludes biases and BatchNorm. Clipping is the trainer's
+    (it needs the global norm for TensorBoard anyway)."""
+    schedule = StepDecayWithWarmup(learning_rate(cfg), drop_steps(cfg, num_train_images),
+                                   cfg.lr_drop_factor, cfg.warmup_steps)
+    opt = keras.optimizers.SGD(learning_rate=schedule, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay if cfg.weight_decay > 0 else None)
+    if cfg.weight_decay > 0:
+        opt.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
+    return opt

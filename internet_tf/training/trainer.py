@@ -1,0 +1,142 @@
+"""The training loop (SPEC §5): one traced ``tf.function`` step, global-norm clipping,
+``tf.train.CheckpointManager`` checkpoints (resume on rerun), TensorBoard scalars, a
+progress bar with ETA, a stop on non-finite losses, and an evaluation at the end.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from internet_tf.config import Config
+from internet_tf.data.datasets import DatasetBundle, load_datasets, train_dataset
+from internet_tf.modeling.factory import build_model
+from internet_tf.training import optim
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/Inf loss; the last good checkpoint is kept."""
+
+
+class Trainer:
+    """Owns model, optimizer, checkpoints and summaries for one ``model_dir``."""
+
+    def __init__(self, cfg: Config, model_dir: str, data: DatasetBundle | None = None,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.cfg = cfg
+        self.model_dir = model_dir
+        os.makedirs(model_dir, exist_ok=True)
+        self.data = data or load_datasets(cfg)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.num_train_images = len(self.data.train)
+        self.total_steps = optim.total_steps(cfg.train, self.num_train_images)
+        with self.strategy.scope():
+            self.model = build_model(cfg.model, self.data.num_classes)
+            self.model.build_all()
+            self.optimizer = optim.build_optimizer(cfg.train, self.num_train_images)
+            self.optimizer.build(self.model.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(model_dir, "checkpoints"),
+            max_to_keep=cfg.train.keep_checkpoints)
+        self._write_config()
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def _write_config(self):
+        path = os.path.join(self.model_dir, "config.yaml")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(self.cfg.to_yaml())
+        os.replace(tmp, path)
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint if there is one; returns the step."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("Restored %s (step %d)", latest, self.step)
+        return self.step
+
+    # -- the step ------------------------------------------------------------------------
+    def _replica_step(self, batch):
+        clip = self.cfg.train.clip_norm
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            losses, metrics = self.model.train_losses(batch, training=True)
+            total = tf.add_n(list(losses.values()))
+            scaled = total / self.strategy.num_replicas_in_sync
+        grads = tape.gradient(scaled, variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        grad_norm = tf.linalg.global_norm(grads)
+        if clip:
+            grads, _ = tf.clip_by_global_norm(grads, clip, use_norm=grad_norm)
+        finite = tf.math.is_finite(total)
+        # A non-finite step changes nothing; the host loop then stops and reports it.
+        tf.cond(finite, lambda: self.optimizer.apply_gradients(zip(grads, variables)) or tf.constant(0),
+                lambda: tf.constant(0))
+        out = {"loss/" + k: v for k, v in losses.items()}
+        out["loss/total"] = total
+        out["grad_norm"] = grad_norm
+        out.update({"metrics/" + k: v for k, v in metrics.items()})
+        return out
+
+    def _build_step(self):
+        @tf.function
+        def step(batch):
+            per_replica = self.strategy.run(self._replica_step, args=(batch,))
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                    for k, v in per_replica.items()}
+        return step
+
+    # -- the loop ------------------------------------------------------------------------
+    def train(self) -> dict:
+        cfg = self.cfg
+        start = self.restore()
+        if start >= self.total_steps:
+            logging.info("Training already finished (step %d of %d).", start, self.total_steps)
+            print(f"Training already at step {start}/{self.total_steps}; nothing to do.")
+            return {}
+        # Reseeding with the start step makes a resumed run's data order deterministic.
+        keras.utils.set_random_seed(cfg.seed + start)
+        dataset = train_dataset(self.data, cfg, seed=cfg.seed + start)
+        dataset = self.strategy.experimental_distribute_dataset(dataset)
+        step_fn = self._build_step()
+        writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
+        progbar = keras.utils.Progbar(self.total_steps, stateful_metrics=["loss", "lr"], unit_name="step")
+        progbar.update(start)
+        last = {}
+        t_window, n_window = time.time(), 0
+        iterator = iter(dataset)
+        for step in range(start + 1, self.total_steps + 1):
+            values = step_fn(next(iterator))
+            values = {k: float(v) for k, v in values.items()}
+            if not np.isfinite(values["loss/total"]):
+                bad = [k for k, v in values.items() if k.startswith("loss/") and not np.isfinite(v)]
+                raise NonFiniteLossError(
+                    f"non-finite loss at step {step}: {', '.join(bad)} "
+                    f"({', '.join(f'{k}={values[k]}' for k in bad)}). The last good checkpoint "
+                    f"{self.manager.latest_checkpoint} is kept.")
+            n_window += 1
+            lr = float(self.optimizer.learning_rate.numpy()) if hasattr(self.optimizer.learning_rate, "numpy") \
+                else float(self.optimizer._get_current_learning_rate())
+            progbar.update(step, [("loss", values["loss/total"]), ("lr", lr)])
+            if step % cfg.train.summary_every == 0 or step == self.total_steps:
+                elapsed = time.time() - t_window
+                values["images_per_second"] = n_window * cfg.train.batch_size / max(elapsed, 1e-9)
+                values["lr"] = lr
+                with writer.as_default(step=step):
+                    for k, v in values.items():
+                        tf.summary.scalar(("train/" + k), v)
+                t_window, n_window = time.time(), 0
+            if step % cfg.train.checkpoint_every == 0 or step == self.total_steps:
+                self.manager.save(checkpoint_number=step)
+            last = values
+        writer.flush()
+        return last

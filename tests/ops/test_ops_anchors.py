@@ -1,0 +1,65 @@
+"""Tests for internet_tf.ops.anchors (hand-checked coordinates and counts)."""
+import numpy as np
+import tensorflow as tf
+
+from internet_tf.ops import anchors as A
+
+
+def test_feature_size():
+    assert A.feature_size(512, 2) == 128
+    assert A.feature_size(512, 6) == 8
+    assert A.feature_size(100, 3) == 13  # ceil(12.5)
+    assert A.feature_size(100, 6) == 2
+
+
+def test_tiny_image_level5_exact_coordinates():
+    out = A.generate_anchors(64, levels=(5,), sizes=(256,))
+    a = out[5].numpy()
+    assert a.shape == (2 * 2 * 3, 4) and a.dtype == np.float32
+    s2 = 256 / np.sqrt(2.0)  # 181.019...: h of ratio 0.5, w of ratio 2
+    # location (y=0, x=0), centre (16, 16): ratios 0.5, 1, 2.
+    np.testing.assert_allclose(a[0], [16 - s2 / 2, 16 - s2, 16 + s2 / 2, 16 + s2], rtol=1e-6)
+    np.testing.assert_allclose(a[0], [-74.50967, -165.01934, 106.50967, 197.01934], rtol=1e-6)
+    np.testing.assert_allclose(a[1], [-112.0, -112.0, 144.0, 144.0])
+    np.testing.assert_allclose(a[2], [-165.01934, -74.50967, 197.01934, 106.50967], rtol=1e-6)
+    # (y=0, x=1): centre (16, 48); (y=1, x=0): centre (48, 16); (y=1, x=1): (48, 48).
+    np.testing.assert_allclose(a[4], [-112.0, -80.0, 144.0, 176.0])
+    np.testing.assert_allclose(a[7], [-80.0, -112.0, 176.0, 144.0])
+    np.testing.assert_allclose(a[10], [-80.0, -80.0, 176.0, 176.0])
+    # ratio r = h / w.
+    h, w = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    np.testing.assert_allclose(h / w, np.tile([0.5, 1.0, 2.0], 4), rtol=1e-5)
+
+
+def test_counts_per_level_default():
+    out = A.generate_anchors(512)
+    assert sorted(out) == [2, 3, 4, 5, 6]
+    counts = {l: int(v.shape[0]) for l, v in out.items()}
+    assert counts == {2: 49152, 3: 12288, 4: 3072, 5: 768, 6: 192}
+    assert A.num_anchors_per_level(512) == counts
+    assert A.total_anchors(512) == 65472
+    # Level 2 first anchor: size 32 ratio 0.5 centred at (2, 2).
+    s2 = 32 / np.sqrt(2.0)
+    np.testing.assert_allclose(out[2][0].numpy(), [2 - s2 / 2, 2 - s2, 2 + s2 / 2, 2 + s2],
+                               rtol=1e-6)
+
+
+def test_concat_split_round_trip_unbatched_and_batched():
+    image_size = 96
+    anchors = A.generate_anchors(image_size)
+    flat = A.concat_levels(anchors)
+    assert flat.shape == (A.total_anchors(image_size), 4)
+    back = A.split_levels(flat, image_size)
+    for l in anchors:
+        np.testing.assert_array_equal(back[l].numpy(), anchors[l].numpy())
+    # Batched [B, n_l, k] per level (e.g. RPN outputs), inserted in non-sorted order.
+    per_level = {l: tf.fill([2, int(anchors[l].shape[0]), 1], float(l)) for l in (6, 2, 4, 3, 5)}
+    cat = A.concat_levels(per_level)
+    assert cat.shape == (2, A.total_anchors(image_size), 1)
+    assert cat[0, 0, 0].numpy() == 2.0 and cat[1, -1, 0].numpy() == 6.0
+    parts = A.split_levels(cat, image_size, axis=1)
+    for l in per_level:
+        np.testing.assert_array_equal(parts[l].numpy(), per_level[l].numpy())
+    scores = {l: tf.zeros([2, int(anchors[l].shape[0])]) for l in anchors}  # [B, n_l]
+    assert A.concat_levels(scores).shape == (2, A.total_anchors(image_size))
+    assert A.concat_levels(scores, axis=1).shape == (2, A.total_anchors(image_size))
