@@ -12,6 +12,8 @@ FLAGS = flags.FLAGS
 
 
 def define_config_flags(model_dir_required: bool = True):
+    if "config" in FLAGS:  # already defined by another imported CLI module
+        return
     flags.DEFINE_string("config", None, "YAML config file (see configs/).")
     flags.DEFINE_multi_string("override", [], "key=value config override, repeatable, e.g. "
                               "--override train.steps=100 --override model.image_size=256")

@@ -11,6 +11,7 @@ from absl import app, flags
 
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config
 from internet_tf.data.coco import DatasetError
+from internet_tf.training.run import train_and_evaluate
 
 define_config_flags(model_dir_required=False)
 FLAGS = flags.FLAGS
@@ -19,8 +20,6 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", 
 
 def main(argv):
     del argv
-    from internet_tf.cli.train import train_and_evaluate
-
     if FLAGS.config is None:
         FLAGS.config = os.path.normpath(DEFAULT_CONFIG)
     model_dir = FLAGS.model_dir or "runs/demo"

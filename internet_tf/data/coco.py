@@ -133,6 +133,10 @@ def _check_annotations(annotations: list, annotation_file: str) -> None:
             if k not in ann:
                 raise DatasetError(f"Annotation file {annotation_file!r}: annotations[{i}] "
                                    f"(id={ann.get('id')!r}) lacks required field {k!r}")
+            if not isinstance(ann[k], (int, str)) or isinstance(ann[k], bool):
+                raise DatasetError(f"Annotation file {annotation_file!r}: annotations[{i}] "
+                                   f"(id={ann.get('id')!r}): {k!r} must be an integer, "
+                                   f"got {ann[k]!r}")
         if "id" not in ann:  # pycocotools indexes annotations by id.
             ann["id"] = next_id
             next_id += 1
@@ -238,8 +242,7 @@ class CocoIndex:
 
         paths = [os.path.join(image_dir, img["file_name"]) for img in images]
         with concurrent.futures.ThreadPoolExecutor(max(1, num_threads)) as pool:
-            probes = list(pool.map(lambda p: _probe_image(p, verify_images), paths,
-                                   chunksize=64))
+            probes = list(pool.map(lambda p: _probe_image(p, verify_images), paths))
 
         self.records: list[dict] = []
         kept_images, kept_anns = [], []

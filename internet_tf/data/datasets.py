@@ -56,11 +56,14 @@ def load_datasets(cfg: Config, *, train: bool = True, val: bool = True) -> Datas
     return DatasetBundle(train_index, val_index)
 
 
-def train_dataset(bundle: DatasetBundle, cfg: Config, seed: int):
+def train_dataset(bundle: DatasetBundle, cfg: Config, start_step: int = 0, batch_size=None):
+    """The seeded training stream, positioned at ``start_step`` (for resuming)."""
+    batch_size = batch_size or cfg.train.batch_size
     return pipeline.build_dataset(
-        bundle.train, image_size=cfg.model.image_size, batch_size=cfg.train.batch_size,
+        bundle.train, image_size=cfg.model.image_size, batch_size=batch_size,
         max_instances=cfg.data.max_instances, training=True, flip=cfg.data.flip,
-        shuffle_buffer=cfg.data.shuffle_buffer, seed=seed)
+        shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
+        skip_examples=start_step * cfg.train.batch_size)
 
 
 def eval_dataset(bundle: DatasetBundle, cfg: Config):

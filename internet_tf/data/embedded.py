@@ -107,7 +107,7 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     yy = np.arange(height, dtype=np.float32)[:, None] / height
     t = np.float32(np.cos(angle)) * xx + np.float32(np.sin(angle)) * yy
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-    img = c0.astype(np.float32) + (c1 - c0).astype(np.float32) * t[..., None]
+    gradient = c0.astype(np.float32) + (c1 - c0).astype(np.float32) * t[..., None]
     clutter = Image.new("RGB", (width, height))
     clutter_mask = Image.new("L", (width, height))
     draw, mdraw = ImageDraw.Draw(clutter), ImageDraw.Draw(clutter_mask)
@@ -125,8 +125,8 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
         rx, ry = rng.uniform(6, 30, 2)
         draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=colour)
         mdraw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=int(rng.uniform(60, 140)))
-    alpha = np.asarray(clutter_mask, np.float32)[..., None] / 255.0
-    return img + (np.asarray(clutter, np.float32) - img) * alpha
+    base = Image.fromarray(gradient.astype(np.uint8))
+    return np.asarray(Image.composite(clutter, base, clutter_mask), np.float32)
 
 
 def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -172,8 +172,8 @@ def _render(rng: np.random.Generator, image_size: int, num_classes: int):
         shade = 1 + 0.25 * rng.uniform(-1, 1) * np.linspace(-1, 1, h, dtype=np.float32)
         x, y = box[0], box[1]
         region = image[y:y + h, x:x + w]
-        region[mask] = (shade[:, None, None] * colour[None, None, :]
-                        * np.ones((1, w, 1), np.float32))[mask]
+        fill = (shade[:, None, None] * colour[None, None, :]).astype(np.float32)
+        region[mask] = np.broadcast_to(fill, (h, w, 3))[mask]
         for _, (bx, by, bw, bh), other in placed:  # hide what the new object covers.
             x0, y0 = max(x, bx), max(y, by)
             x1, y1 = min(x + w, bx + bw), min(y + h, by + bh)

@@ -81,7 +81,8 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
                   max_instances: int = 100, training: bool, flip: bool = True,
                   shuffle_buffer: int = 1000, seed: int | None = None,
                   repeat: bool | None = None,
-                  drop_remainder: bool | None = None) -> tf.data.Dataset:
+                  drop_remainder: bool | None = None,
+                  skip_examples: int = 0) -> tf.data.Dataset:
     """Builds the batched input pipeline for ``index`` (see the module docstring).
 
     Args:
@@ -98,6 +99,8 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
       repeat: repeat forever (default: ``training``).
       drop_remainder: drop the last partial batch, so the batch dimension is static
         (default: ``training``).
+      skip_examples: examples of the (seeded) stream to skip before decoding, so a
+        resumed run continues the same data order cheaply.
     """
     if image_size < 1 or batch_size < 1 or max_instances < 1:
         raise ValueError("image_size, batch_size and max_instances must be positive")
@@ -128,6 +131,8 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
         dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.random(seed=seed))
     else:
         dataset = dataset.map(lambda x: (x, tf.constant(0, tf.int64)))
+    if skip_examples:
+        dataset = dataset.skip(skip_examples)
 
     def load(example, flip_seed):
         data = tf.io.read_file(example["path"])

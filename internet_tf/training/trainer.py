@@ -16,6 +16,7 @@ from internet_tf.config import Config
 from internet_tf.data.datasets import DatasetBundle, load_datasets, train_dataset
 from internet_tf.modeling.factory import build_model
 from internet_tf.training import optim
+from internet_tf.training.step import build_train_step
 
 
 class NonFiniteLossError(RuntimeError):
@@ -64,50 +65,21 @@ class Trainer:
             logging.info("Restored %s (step %d)", latest, self.step)
         return self.step
 
-    # -- the step ------------------------------------------------------------------------
-    def _replica_step(self, batch):
-        clip = self.cfg.train.clip_norm
-        variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            losses, metrics = self.model.train_losses(batch, training=True)
-            total = tf.add_n(list(losses.values()))
-            scaled = total / self.strategy.num_replicas_in_sync
-        grads = tape.gradient(scaled, variables)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-        grad_norm = tf.linalg.global_norm(grads)
-        if clip:
-            grads, _ = tf.clip_by_global_norm(grads, clip, use_norm=grad_norm)
-        finite = tf.math.is_finite(total)
-        # A non-finite step changes nothing; the host loop then stops and reports it.
-        tf.cond(finite, lambda: self.optimizer.apply_gradients(zip(grads, variables)) or tf.constant(0),
-                lambda: tf.constant(0))
-        out = {"loss/" + k: v for k, v in losses.items()}
-        out["loss/total"] = total
-        out["grad_norm"] = grad_norm
-        out.update({"metrics/" + k: v for k, v in metrics.items()})
-        return out
-
-    def _build_step(self):
-        @tf.function
-        def step(batch):
-            per_replica = self.strategy.run(self._replica_step, args=(batch,))
-            return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                    for k, v in per_replica.items()}
-        return step
-
     # -- the loop ------------------------------------------------------------------------
     def train(self) -> dict:
         cfg = self.cfg
+        self.history = []  # total loss of every step run by this call
         start = self.restore()
         if start >= self.total_steps:
             logging.info("Training already finished (step %d of %d).", start, self.total_steps)
             print(f"Training already at step {start}/{self.total_steps}; nothing to do.")
             return {}
-        # Reseeding with the start step makes a resumed run's data order deterministic.
+        # The data stream continues where it stopped; the model's sampling RNG is reseeded
+        # from the start step, so a resumed run is deterministic too.
         keras.utils.set_random_seed(cfg.seed + start)
-        dataset = train_dataset(self.data, cfg, seed=cfg.seed + start)
+        dataset = train_dataset(self.data, cfg, start_step=start)
         dataset = self.strategy.experimental_distribute_dataset(dataset)
-        step_fn = self._build_step()
+        step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy)
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
         progbar = keras.utils.Progbar(self.total_steps, stateful_metrics=["loss", "lr"], unit_name="step")
         progbar.update(start)
@@ -138,5 +110,6 @@ class Trainer:
             if step % cfg.train.checkpoint_every == 0 or step == self.total_steps:
                 self.manager.save(checkpoint_number=step)
             last = values
+            self.history.append(values["loss/total"])
         writer.flush()
         return last

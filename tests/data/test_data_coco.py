@@ -211,6 +211,20 @@ def test_bad_image_record_is_named(tmp_path, record, message):
         load_coco(str(path))
 
 
+def test_bad_annotation_record_is_named(tmp_path):
+    path = tmp_path / "bad_ann.json"
+    base = {"images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
+            "categories": [{"id": 1, "name": "x"}]}
+    path.write_text(json.dumps(dict(base, annotations=[{"id": 3, "image_id": 1,
+                                                        "bbox": [0, 0, 1, 1]}])))
+    with pytest.raises(DatasetError, match=r"annotations\[0\] \(id=3\).*'category_id'"):
+        load_coco(str(path))
+    path.write_text(json.dumps(dict(base, annotations=[{"id": 3, "image_id": [1],
+                                                        "category_id": 1}])))
+    with pytest.raises(DatasetError, match="'image_id' must be an integer"):
+        load_coco(str(path))
+
+
 def test_load_coco_fills_optional_annotation_fields(tmp_path):
     path = tmp_path / "a.json"
     path.write_text(json.dumps({

@@ -1,0 +1,24 @@
+"""Train-then-evaluate, the body of ``internet-train`` and ``make demo`` (SPEC §5)."""
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from internet_tf.evaluation.coco_eval import format_metrics
+from internet_tf.evaluation.runner import evaluate_model
+from internet_tf.training.trainer import Trainer
+
+
+def train_and_evaluate(cfg, model_dir: str) -> dict:
+    """Trains to the configured step (resuming), then evaluates; returns the metrics."""
+    trainer = Trainer(cfg, model_dir)
+    trainer.train()
+    if not cfg.train.evaluate_at_end:
+        return {}
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
+    metrics = evaluate_model(trainer.model, trainer.data, cfg, os.path.join(model_dir, "eval"),
+                             summary_writer=writer, step=trainer.step)
+    print(f"\nCOCO metrics after step {trainer.step} (written to {os.path.join(model_dir, 'eval')}):")
+    print(format_metrics(metrics))
+    return metrics

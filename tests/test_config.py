@@ -1,0 +1,87 @@
+"""Config schema: YAML loading, base chains, validation naming the key, overrides."""
+import pytest
+
+from internet_tf.config import ConfigError, Config, load_config, parse_override
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_follow_spec():
+    cfg = Config()
+    assert cfg.model.rpn.anchor_sizes == [32, 64, 128, 256, 512]
+    assert cfg.model.rpn.aspect_ratios == [0.5, 1.0, 2.0]
+    assert cfg.model.roi.num_samples == 200 and cfg.model.roi.output_size == 14
+    assert cfg.model.roi.level_rounding == "floor" and cfg.model.roi.level_base == 224
+    assert cfg.model.head.nms_iou == 0.3 and cfg.model.head.max_detections == 100
+    assert cfg.train.momentum == 0.9 and cfg.train.weight_decay == 1e-4 and cfg.train.clip_norm == 5.0
+    assert cfg.train.lr_drop_epochs == [6, 10] and cfg.train.epochs == 13
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = write(tmp_path, "c.yaml", "model:\n  rpn:\n    nms_thresh: 0.5\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'model\.rpn\.nms_thresh'"):
+        load_config(path)
+
+
+def test_unknown_override_key_is_named():
+    with pytest.raises(ConfigError, match=r"'train\.stepz'"):
+        load_config(None, ["train.stepz=3"])
+
+
+def test_type_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"'train\.batch_size' must be an integer"):
+        load_config(None, ["train.batch_size=eight"])
+    with pytest.raises(ConfigError, match=r"'model\.backbone' must be one of"):
+        load_config(None, ["model.backbone=vgg16"])
+    with pytest.raises(ConfigError, match=r"'data\.flip' must be true or false"):
+        load_config(None, ["data.flip=3"])
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(write(tmp_path, "c.yaml", "model: 3\n"))
+
+
+def test_overrides_are_yaml_typed():
+    assert parse_override("model.rpn.nms_iou=0.6") == {"model": {"rpn": {"nms_iou": 0.6}}}
+    cfg = load_config(None, ["model.rpn.anchor_sizes=[16,32,64,128,256]", "train.steps=7",
+                             "train.learning_rate=null", "model.image_size=256"])
+    assert cfg.model.rpn.anchor_sizes == [16, 32, 64, 128, 256]
+    assert cfg.train.steps == 7 and cfg.train.learning_rate is None
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("train.steps")
+
+
+def test_base_chain_and_precedence(tmp_path):
+    write(tmp_path, "base.yaml", "seed: 3\ntrain:\n  steps: 10\n  batch_size: 2\n")
+    child = write(tmp_path, "child.yaml", "base: base.yaml\ntrain:\n  steps: 20\n")
+    cfg = load_config(child, ["train.batch_size=4"])
+    assert (cfg.seed, cfg.train.steps, cfg.train.batch_size) == (3, 20, 4)
+
+
+def test_base_cycle_and_missing_file(tmp_path):
+    write(tmp_path, "a.yaml", "base: b.yaml\n")
+    write(tmp_path, "b.yaml", "base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(str(tmp_path / "a.yaml"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "bad.yaml", "model: [unclosed\n"))
+
+
+def test_cross_field_validation():
+    with pytest.raises(ConfigError, match="data.train_annotations"):
+        load_config(None, ["data.dataset=coco"])
+    with pytest.raises(ConfigError, match="multiple of 64"):
+        load_config(None, ["model.image_size=300"])
+    with pytest.raises(ConfigError, match="anchor_sizes"):
+        load_config(None, ["model.rpn.anchor_sizes=[32,64]"])
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "baseline_r50_fpn_coco.yaml", "baseline_r101_fpn_coco.yaml"])
+def test_shipped_configs_load(name):
+    import os
+    cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", name))
+    assert cfg.model.image_size in (256, 512)

@@ -1,0 +1,83 @@
+"""The training loop: loss falls, checkpoints resume exactly where they stopped, NaN stops."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from internet_tf.training.trainer import NonFiniteLossError, Trainer
+
+
+def test_short_training_run_loss_falls(tiny_config, tmp_path):
+    cfg = tiny_config("train.steps=40", "train.checkpoint_every=100")
+    trainer = Trainer(cfg, str(tmp_path / "run"))
+    trainer.train()
+    losses = np.array(trainer.history)
+    assert len(losses) == 40 and np.all(np.isfinite(losses))
+    first, last = losses[:5].mean(), losses[-5:].mean()
+    assert last < 0.6 * first, (first, last)
+    assert trainer.step == 40
+
+
+def _weights(model):
+    return [v.numpy().copy() for v in model.variables]
+
+
+def test_rerun_resumes_from_last_checkpoint(tiny_config, tmp_path):
+    model_dir = str(tmp_path / "run")
+    first = Trainer(tiny_config("train.steps=6", "train.checkpoint_every=3"), model_dir)
+    first.train()
+    assert first.step == 6
+    saved = _weights(first.model)
+    saved_slots = [v.numpy().copy() for v in first.optimizer.variables]
+    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints")))[-1].startswith("ckpt-6")
+
+    # Same command again, now asking for more steps: starts at 6 with identical state.
+    second = Trainer(tiny_config("train.steps=9", "train.checkpoint_every=3"), model_dir)
+    assert second.restore() == 6
+    for a, b in zip(saved, _weights(second.model)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(saved_slots, [v.numpy() for v in second.optimizer.variables]):
+        np.testing.assert_array_equal(a, b)
+    second.train()
+    assert second.step == 9 and len(second.history) == 3
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-9")
+
+    # A rerun of a finished run trains nothing.
+    third = Trainer(tiny_config("train.steps=9"), model_dir)
+    third.train()
+    assert third.step == 9 and third.history == []
+
+
+def test_resumed_data_stream_continues_in_order(tiny_config):
+    from internet_tf.data.datasets import load_datasets, train_dataset
+
+    cfg = tiny_config()
+    bundle = load_datasets(cfg, val=False)
+    straight = [b["image_info"][:, 3].numpy() for b in train_dataset(bundle, cfg).take(5)]
+    resumed = [b["image_info"][:, 3].numpy() for b in train_dataset(bundle, cfg, start_step=3).take(2)]
+    np.testing.assert_array_equal(np.stack(straight[3:]), np.stack(resumed))
+
+
+def test_non_finite_loss_stops_and_keeps_checkpoint(tiny_config, tmp_path):
+    model_dir = str(tmp_path / "run")
+    trainer = Trainer(tiny_config("train.steps=10", "train.checkpoint_every=2"), model_dir)
+    original = trainer.model.train_losses
+
+    def poisoned(batch, training=True):
+        losses, metrics = original(batch, training=training)
+        # From the 6th step on (iterations == 5), the box-head loss turns NaN.
+        nan_if_late = tf.where(trainer.optimizer.iterations >= 5, np.nan, 0.0)
+        losses["head_box"] = losses["head_box"] + nan_if_late
+        return losses, metrics
+
+    trainer.model.train_losses = poisoned
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 6: loss/head_box"):
+        trainer.train()
+    ckpt_dir = os.path.join(model_dir, "checkpoints")
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-4")
+    # The NaN step changed nothing: weights are finite and the step counter stayed at 5.
+    assert trainer.step == 5
+    assert all(np.all(np.isfinite(v.numpy())) for v in trainer.model.variables)
+    resumed = Trainer(tiny_config("train.steps=10"), model_dir)
+    assert resumed.restore() == 4
