@@ -81,10 +81,11 @@ def generate_proposals(logits, deltas, anchors_per_level: dict, image_info, *, p
         lvl_deltas = tf.gather(deltas[:, start:start + n], idx, batch_dims=1)
         lvl_anchors = tf.gather(anchors, idx)
         boxes = box_ops.clip_boxes(box_ops.decode(lvl_deltas, lvl_anchors), height, width)
-        if min_size > 0:
-            size_ok = tf.logical_and(boxes[..., 2] - boxes[..., 0] >= min_size,
-                                     boxes[..., 3] - boxes[..., 1] >= min_size)
-            scores = tf.where(size_ok, scores, -1e9)
+        # Empty boxes (anchors in the padding clip to zero area) and boxes under min_size
+        # get -inf, which non_max_suppression never selects.
+        h, w = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+        size_ok = (h > 0) & (w > 0) & (h >= min_size) & (w >= min_size)
+        scores = tf.where(size_ok, scores, float("-inf"))
         level_boxes.append(boxes + offset_step * i)
         level_scores.append(scores)
         start += n

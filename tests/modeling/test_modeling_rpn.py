@@ -180,3 +180,17 @@ def test_rpn_head_output_shapes():
     assert changed.size > 0
     assert changed.min() >= 3 * 256 and changed.max() < 3 * (256 + 64)
     assert {3 * 256 + (1 * 8 + 2) * 3 + a for a in range(3)} <= set(changed.tolist())
+
+
+def test_generate_proposals_zero_area_boxes_in_padding_are_not_valid():
+    # Resized region 32 x 48 (orig 16 x 24, scale 2) inside the 64 x 64 input: a2
+    # (40, 40, 56, 56) and b1's lower part lie in the padding. a2 clips to (32, 40, 32, 48),
+    # an empty box; an empty proposal carries no image content and must not be marked valid
+    # (Detectron drops empty boxes even with min_size 0).
+    anchors, logits, deltas = _inputs()
+    props, valid = rpn.generate_proposals(logits, deltas, anchors, tf.constant([[16.0, 24.0, 2.0, 0.0]]),
+                                          pre_nms_topk=10, post_nms_topk=12, nms_iou=0.7)
+    p = props.numpy()[0][valid.numpy()[0]]
+    area = (p[:, 2] - p[:, 0]) * (p[:, 3] - p[:, 1])
+    assert (area > 0).all(), f"empty proposals marked valid: {p[area <= 0].tolist()}"
+    assert len(p) == 8  # all but a1 (suppressed) and a2 (empty)
