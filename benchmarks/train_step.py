@@ -21,6 +21,8 @@ define_config_flags(model_dir_required=False)
 flags.DEFINE_integer("warmup", 3, "Untimed steps after tracing.")
 flags.DEFINE_integer("iters", 10, "Timed steps.")
 flags.DEFINE_integer("num_classes", 80, "Foreground classes of the synthetic task.")
+flags.DEFINE_bool("reference", True, "Also time a plain Keras ResNet-50 train step at the same "
+                  "input size and batch, to calibrate against the machine's load.")
 FLAGS = flags.FLAGS
 
 
@@ -80,6 +82,33 @@ def measure(cfg, num_classes: int, warmup: int, iters: int) -> dict:
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def keras_resnet50_reference(cfg, warmup: int, iters: int) -> float:
+    """Median train-step time of keras.applications.ResNet50 alone (no detector)."""
+    import keras
+    import tensorflow as tf
+
+    size, batch = cfg.model.image_size, cfg.train.batch_size
+    net = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3))
+    opt = keras.optimizers.SGD(0.01, momentum=0.9)
+    x = tf.random.uniform((batch, size, size, 3))
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(net(x, training=True))
+        opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
+        return loss
+
+    for _ in range(warmup + 1):
+        step(x).numpy()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step(x).numpy()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def describe(cfg) -> str:
     m = cfg.model
     return f"{m.backbone}-FPN {m.image_size}px batch {cfg.train.batch_size}"
@@ -92,6 +121,10 @@ def main(argv):
     print(f"{describe(cfg)}: median step {r['median_step_s']:.3f} s over {FLAGS.iters} steps, "
           f"{r['images_per_s']:.2f} images/s, peak RSS {r['peak_rss_mib']:.0f} MiB "
           f"(first step incl. tracing {r['first_step_s']:.1f} s)")
+    if FLAGS.reference:
+        ref = keras_resnet50_reference(cfg, FLAGS.warmup, FLAGS.iters)
+        print(f"reference: Keras ResNet-50 alone, same input and batch: median step {ref:.3f} s "
+              f"(detector/reference = {r['median_step_s'] / ref:.2f})")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,44 @@ class HeadConfig:
 
 
 @dataclass
+class BufferConfig:
+    """Class buffer (Sec. 3.2, Tables 2d/2e)."""
+    mode: str = "all"  # all (all history, equal weight) | decay | window ("partial")
+    decay: float = 0.99
+    window: int = 2000
+    per_level: bool = False  # one buffer per level (level 5 reads level 2's)
+    detach: bool = True
+
+
+@dataclass
+class OTConfig:
+    """Sinkhorn OT alignment (Sec. 3.3, Alg. 1, Sec. 6.3)."""
+    epsilon: float = 0.1
+    iterations: int = 10
+    log_domain: bool = False
+    detach_plan: bool = False
+    pool_size: int = 8  # critic H pools to pool_size² = k spatial features per channel
+    generator_kernel: int = 2
+
+
+@dataclass
+class IntertwinerConfig:
+    """Feature intertwiner (SPEC §2) and the reliable-set source of Table 1 (SPEC §3)."""
+    enabled: bool = True  # InterNet by default; the baseline configs set false
+    split: str = "level"  # level (Eq. 7) | roi_size (Table 2a "by RoI size")
+    makeup_shared: bool = False
+    critic_hidden: int = 512
+    merge: str = "linear"  # linear | separate | naive_add (Table 2c)
+    loss: str = "l2"  # l2 | l1 | kl (Table 2b)
+    loss_weight: float = 1.0
+    reliable_source: str = "generator"  # p_l (a) | p_m (b) | bilinear (c) | generator (c)
+    alignment: str = "ot"  # none | ot | ot_biased | l2 | kl  (Table 1d; needs bilinear/generator)
+    alignment_weight: float = 1.0
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    ot: OTConfig = field(default_factory=OTConfig)
+
+
+@dataclass
 class ModelConfig:
     backbone: str = "resnet50"  # resnet50 | resnet101 | small_resnet
     backbone_weights: str = "none"  # imagenet | none | /local/path.h5
@@ -99,6 +137,7 @@ class ModelConfig:
     rpn: RpnConfig = field(default_factory=RpnConfig)
     roi: RoiConfig = field(default_factory=RoiConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    intertwiner: IntertwinerConfig = field(default_factory=IntertwinerConfig)
 
 
 @dataclass
@@ -148,6 +187,12 @@ _CHOICES = {
     "data.verify_images": ("header", "full", "none"),
     "model.backbone": ("resnet50", "resnet101", "small_resnet"),
     "model.roi.level_rounding": ("floor", "round"),
+    "model.intertwiner.split": ("level", "roi_size"),
+    "model.intertwiner.merge": ("linear", "separate", "naive_add"),
+    "model.intertwiner.loss": ("l2", "l1", "kl"),
+    "model.intertwiner.reliable_source": ("p_l", "p_m", "bilinear", "generator"),
+    "model.intertwiner.alignment": ("none", "ot", "ot_biased", "l2", "kl"),
+    "model.intertwiner.buffer.mode": ("all", "decay", "window"),
 }
 
 
@@ -275,6 +320,17 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("set one of config keys 'train.steps' or 'train.epochs'")
     if t.batch_size <= 0:
         raise ConfigError("config key 'train.batch_size' must be positive")
+    it = m.intertwiner
+    if it.alignment != "none" and it.reliable_source not in ("bilinear", "generator"):
+        raise ConfigError(
+            "config key 'model.intertwiner.alignment' aligns P_l with the up-sampled P_{m|l}; it needs "
+            "'model.intertwiner.reliable_source' to be 'bilinear' or 'generator' (Table 1d), "
+            f"got {it.reliable_source!r}")
+    if not 0.0 < it.buffer.decay < 1.0:
+        raise ConfigError("config key 'model.intertwiner.buffer.decay' must be in (0, 1)")
+    if it.buffer.window < 1 or it.ot.iterations < 1 or it.ot.epsilon <= 0:
+        raise ConfigError("config keys 'model.intertwiner.buffer.window', 'ot.iterations' must be >= 1 "
+                          "and 'ot.epsilon' > 0")
     if len(m.small_resnet_widths) != 4:
         raise ConfigError("config key 'model.small_resnet_widths' needs 4 widths (C2-C5)")
     return cfg

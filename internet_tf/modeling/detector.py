@@ -75,8 +75,11 @@ class Detector(keras.Model):
 
     # -- hooks for the feature intertwiner ---------------------------------------------------
     def head_features(self, roi_feats, levels, training=False):
-        """RoI features [B, R, S, S, C] -> features fed to the predictor [B, R, D]."""
-        return self.box_head(roi_feats)
+        """RoI features [B, R, S, S, C] -> (features fed to the predictor [B, R, D], extras).
+
+        ``extras`` is a dict of tensors added to the training outputs (none for the baseline).
+        """
+        return self.box_head(roi_feats), {}
 
     def extra_losses(self, outputs, batch, training=True):
         """Training-only loss terms (name -> weighted scalar) and metrics; none for the baseline."""
@@ -98,9 +101,9 @@ class Detector(keras.Model):
             bg_iou_high=roi.bg_iou_high, bg_iou_low=roi.bg_iou_low,
             bbox_weights=tuple(self.cfg.head.bbox_weights))
         levels, roi_feats = self.roi_features(pyramid, roi_t["rois"])
-        head_feats = self.head_features(roi_feats, levels, training=training)
+        head_feats, extras = self.head_features(roi_feats, levels, training=training)
         class_logits, box_deltas = self.predictor(head_feats)
-        return {
+        return {**extras,
             "pyramid": pyramid, "rpn_logits": logits, "rpn_deltas": deltas, "rpn_targets": rpn_t,
             "roi_targets": roi_t, "rois": roi_t["rois"], "roi_classes": roi_t["classes"],
             "roi_levels": levels, "roi_features": roi_feats, "head_features": head_feats,
@@ -126,7 +129,8 @@ class Detector(keras.Model):
         pyramid = self.pyramid(images, training=False)
         _, _, rois, valid = self.proposals(pyramid, image_info, training=False)
         levels, roi_feats = self.roi_features(pyramid, rois)
-        class_logits, box_deltas = self.predictor(self.head_features(roi_feats, levels, training=False))
+        head_feats, _ = self.head_features(roi_feats, levels, training=False)
+        class_logits, box_deltas = self.predictor(head_feats)
         head = self.cfg.head
         return detect(class_logits, box_deltas, rois, image_info, bbox_weights=tuple(head.bbox_weights),
                       score_threshold=head.score_threshold, nms_iou=head.nms_iou,

@@ -81,7 +81,8 @@ class Trainer:
         dataset = self.strategy.experimental_distribute_dataset(dataset)
         step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy)
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
-        progbar = keras.utils.Progbar(self.total_steps, stateful_metrics=["loss", "lr"], unit_name="step")
+        progbar = keras.utils.Progbar(self.total_steps, stateful_metrics=["loss", "lr"], unit_name="step",
+                                       interval=1.0)
         progbar.update(start)
         last = {}
         t_window, n_window = time.time(), 0
