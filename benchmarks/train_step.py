@@ -2,6 +2,8 @@
 
     python benchmarks/train_step.py --config configs/baseline_r50_fpn_coco.yaml \
         --override train.batch_size=1 --override model.backbone_weights=none
+    python benchmarks/train_step.py --config configs/internet_r50_fpn_coco.yaml --internet_ratio \
+        --override train.batch_size=1 --override model.backbone_weights=none
 
 Uses synthetic images (random pixels, a few random boxes) so no dataset is needed; the
 graph, shapes and losses are exactly the training ones. Prints one line per setting.
@@ -21,36 +23,16 @@ define_config_flags(model_dir_required=False)
 flags.DEFINE_integer("warmup", 3, "Untimed steps after tracing.")
 flags.DEFINE_integer("iters", 10, "Timed steps.")
 flags.DEFINE_integer("num_classes", 80, "Foreground classes of the synthetic task.")
+flags.DEFINE_bool("internet_ratio", False, "Time the config with the intertwiner off and on, "
+                  "in one run, and print InterNet's step time over the baseline's.")
 flags.DEFINE_bool("reference", True, "Also time a plain Keras ResNet-50 train step at the same "
                   "input size and batch, to calibrate against the machine's load.")
 FLAGS = flags.FLAGS
 
 
-def synthetic_batch(batch_size: int, image_size: int, max_instances: int, num_classes: int, seed=0):
-    import numpy as np
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-    boxes = np.full((batch_size, max_instances, 4), -1.0, np.float32)
-    classes = np.full((batch_size, max_instances), -1, np.int32)
-    for b in range(batch_size):
-        for i in range(8):
-            h, w = rng.uniform(16, image_size / 2, size=2)
-            y, x = rng.uniform(0, image_size - h), rng.uniform(0, image_size - w)
-            boxes[b, i] = (y, x, y + h, x + w)
-            classes[b, i] = rng.integers(1, num_classes + 1)
-    return {
-        "images": tf.constant(rng.uniform(0, 255, (batch_size, image_size, image_size, 3)), tf.float32),
-        "gt_boxes": tf.constant(boxes),
-        "gt_classes": tf.constant(classes),
-        "image_info": tf.constant([[image_size, image_size, 1.0, b] for b in range(batch_size)], tf.float32),
-    }
-
-
-def measure(cfg, num_classes: int, warmup: int, iters: int) -> dict:
-    """Builds the model + optimizer of ``cfg`` and times its compiled train step."""
-    import tensorflow as tf
-
+def prepare(cfg, num_classes: int):
+    """Builds model + optimizer of ``cfg`` and traces its train step; returns (step, seconds)."""
+    from internet_tf.data.synthetic import synthetic_batch
     from internet_tf.modeling.factory import build_model
     from internet_tf.training import optim
     from internet_tf.training.step import build_train_step
@@ -60,26 +42,27 @@ def measure(cfg, num_classes: int, warmup: int, iters: int) -> dict:
     optimizer = optim.build_optimizer(cfg.train, 1000)
     optimizer.build(model.trainable_variables)
     batch = synthetic_batch(cfg.train.batch_size, cfg.model.image_size, cfg.data.max_instances, num_classes)
-
     train_step = build_train_step(model, optimizer, cfg.train.clip_norm)
 
-    def step(batch):
-        return train_step(batch)["loss/total"]
+    def step():
+        return float(train_step(batch)["loss/total"])
 
     t0 = time.perf_counter()
-    step(batch).numpy()
-    trace = time.perf_counter() - t0
-    for _ in range(warmup):
-        step(batch).numpy()
+    step()
+    return step, time.perf_counter() - t0
+
+
+def timed(step, n: int) -> list:
     times = []
-    for _ in range(iters):
+    for _ in range(n):
         t0 = time.perf_counter()
-        step(batch).numpy()
+        step()
         times.append(time.perf_counter() - t0)
-    median = statistics.median(times)
-    return {"median_step_s": median, "images_per_s": cfg.train.batch_size / median,
-            "first_step_s": trace,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return times
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def keras_resnet50_reference(cfg, warmup: int, iters: int) -> float:
@@ -116,15 +99,39 @@ def describe(cfg) -> str:
 
 def main(argv):
     del argv
+    from internet_tf.config import copy_config
+
     cfg = load_flags_config()
-    r = measure(cfg, FLAGS.num_classes, FLAGS.warmup, FLAGS.iters)
-    print(f"{describe(cfg)}: median step {r['median_step_s']:.3f} s over {FLAGS.iters} steps, "
-          f"{r['images_per_s']:.2f} images/s, peak RSS {r['peak_rss_mib']:.0f} MiB "
-          f"(first step incl. tracing {r['first_step_s']:.1f} s)")
+    if not FLAGS.internet_ratio:
+        step, trace = prepare(cfg, FLAGS.num_classes)
+        timed(step, FLAGS.warmup)
+        median = statistics.median(timed(step, FLAGS.iters))
+        print(f"{describe(cfg)}: median step {median:.3f} s over {FLAGS.iters} steps, "
+              f"{cfg.train.batch_size / median:.2f} images/s, peak RSS {peak_rss_mib():.0f} MiB "
+              f"(first step incl. tracing {trace:.1f} s)")
+    else:
+        # Baseline and InterNet built in one process and timed in alternating rounds, so a
+        # change of machine load hits both alike.
+        steps = {}
+        for name, enabled in (("baseline", "false"), ("InterNet", "true")):
+            steps[name] = prepare(copy_config(cfg, [f"model.intertwiner.enabled={enabled}"]),
+                                  FLAGS.num_classes)[0]
+            timed(steps[name], FLAGS.warmup)
+        times = {name: [] for name in steps}
+        for _ in range(FLAGS.iters):
+            for name, step in steps.items():
+                times[name] += timed(step, 1)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        median = med["baseline"]
+        for name in steps:
+            print(f"{describe(cfg)} {name}: median step {med[name]:.3f} s over {FLAGS.iters} steps, "
+                  f"{cfg.train.batch_size / med[name]:.2f} images/s")
+        print(f"InterNet / baseline step time: {med['InterNet'] / med['baseline']:.3f} "
+              f"(peak RSS {peak_rss_mib():.0f} MiB)")
     if FLAGS.reference:
         ref = keras_resnet50_reference(cfg, FLAGS.warmup, FLAGS.iters)
         print(f"reference: Keras ResNet-50 alone, same input and batch: median step {ref:.3f} s "
-              f"(detector/reference = {r['median_step_s'] / ref:.2f})")
+              f"(baseline detector / reference = {median / ref:.2f})")
 
 
 if __name__ == "__main__":

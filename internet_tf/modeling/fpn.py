@@ -15,11 +15,13 @@ class FPN(keras.layers.Layer):
         super().__init__(name=name, **kwargs)
         self.channels = channels
         init = keras.initializers.HeUniform()
-        # Lists indexed by level - 2 (string-keyed tracking is all checkpoints need).
         self.lateral = [keras.layers.Conv2D(channels, 1, kernel_initializer=init, name=f"lateral_p{l}")
                         for l in (2, 3, 4, 5)]
         self.output_conv = [keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=init,
                                                 name=f"output_p{l}") for l in (2, 3, 4, 5)]
+        # tf.train.Checkpoint tracks layers held by attributes, not those inside lists.
+        for layer in self.lateral + self.output_conv:
+            setattr(self, layer.name, layer)
         self.p6 = keras.layers.MaxPooling2D(pool_size=1, strides=2, name="p6_pool")
 
     def call(self, feats):

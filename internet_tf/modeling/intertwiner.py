@@ -40,10 +40,17 @@ def _conv_bn_relu(filters, kernel, stride, padding, name):
             keras.layers.ReLU(name=name + "_relu")]
 
 
-def _run(layers, x, training):
-    for layer in layers:
-        x = layer(x, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(x)
-    return x
+def _run(layers, x, training, out_shape):
+    """Applies conv/BN/ReLU ``layers``; an empty batch returns an empty [0, *out_shape] tensor
+    without touching BatchNorm (its statistics of nothing would be NaN, and a stand-in row
+    would drag the moving averages). TF's CPU Conv2D also mis-shapes empty batches."""
+    def apply():
+        y = x
+        for layer in layers:
+            y = layer(y, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(y)
+        return y
+
+    return tf.cond(tf.shape(x)[0] > 0, apply, lambda: tf.zeros([0] + list(out_shape), x.dtype))
 
 
 class MakeUp(keras.layers.Layer):
@@ -56,6 +63,10 @@ class MakeUp(keras.layers.Layer):
         count = 1 if shared else len(LEVELS)
         self.units = [_conv_bn_relu(channels, 3, 1, "same", f"level{LEVELS[i]}" if not shared else "shared")
                       for i in range(count)]
+        # tf.train.Checkpoint only tracks layers held by attributes, not inside lists.
+        for unit in self.units:
+            for layer in unit:
+                setattr(self, layer.name, layer)
         if synchronized:
             for unit in self.units:
                 unit[1].synchronized = True
@@ -65,13 +76,13 @@ class MakeUp(keras.layers.Layer):
         s, c = roi_features.shape[2], roi_features.shape[4]
         flat = tf.reshape(roi_features, [-1, s, s, c])
         if self.shared:
-            out = _run(self.units[0], flat, training)
+            out = _run(self.units[0], flat, training, flat.shape[1:])
         else:
             flat_levels = tf.reshape(levels, [-1])
             positions, parts = [], []
             for i, level in enumerate(LEVELS):
                 idx = tf.cast(tf.where(tf.equal(flat_levels, level))[:, 0], tf.int32)
-                parts.append(_run(self.units[i], tf.gather(flat, idx), training))
+                parts.append(_run(self.units[i], tf.gather(flat, idx), training, flat.shape[1:]))
                 positions.append(idx)
             out = tf.dynamic_stitch(positions, parts)
         return tf.reshape(out, shape)
@@ -85,10 +96,11 @@ class Critic(keras.layers.Layer):
         self.dim = dim
         self.reduce = _conv_bn_relu(hidden, 3, 2, "same", "reduce")
         self.embed = _conv_bn_relu(dim, 7, 1, "valid", "embed")
+        for layer in self.reduce + self.embed:  # attributes, so checkpoints track them
+            setattr(self, layer.name, layer)
 
     def call(self, x, training=False):
-        x = _run(self.reduce, x, training)
-        x = _run(self.embed, x, training)  # [N, 1, 1, D] for a 14×14 input
+        x = _run(self.reduce + self.embed, x, training, [1, 1, self.dim])  # 14×14 -> 1×1
         return tf.sigmoid(tf.reshape(x, [-1, self.dim]))
 
     def on_rois(self, roi_features, training=False):

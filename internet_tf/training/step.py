@@ -20,7 +20,9 @@ def replica_step(model, optimizer, batch, clip_norm, num_replicas: int = 1) -> d
     grad_norm = tf.linalg.global_norm(grads)
     if clip_norm:
         grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
-    finite = tf.math.is_finite(total)
+    # A NaN/Inf loss or gradient must not reach the weights (clipping by a NaN norm would
+    # spread it everywhere); the trainer stops on either.
+    finite = tf.math.is_finite(total) & tf.math.is_finite(grad_norm)
 
     def apply():
         optimizer.apply_gradients(zip(grads, variables))

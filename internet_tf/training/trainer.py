@@ -90,6 +90,11 @@ class Trainer:
         for step in range(start + 1, self.total_steps + 1):
             values = step_fn(next(iterator))
             values = {k: float(v) for k, v in values.items()}
+            if not np.isfinite(values["grad_norm"]) and np.isfinite(values["loss/total"]):
+                raise NonFiniteLossError(
+                    f"non-finite gradient at step {step} (loss/total={values['loss/total']}); the "
+                    f"step was not applied. The last good checkpoint "
+                    f"{self.manager.latest_checkpoint} is kept.")
             if not np.isfinite(values["loss/total"]):
                 bad = [k for k, v in values.items() if k.startswith("loss/") and not np.isfinite(v)]
                 raise NonFiniteLossError(
