@@ -112,11 +112,16 @@ class Critic(keras.layers.Layer):
 
 
 def intertwiner_distance(small, reference, kind: str = "l2", eps: float = 1e-6):
-    """Eq. 3's D between rows of ``small`` [N, D] and their class representatives [N, D] -> [N]."""
+    """Eq. 3's D between rows of ``small`` [N, D] and their class representatives [N, D] -> [N].
+
+    ``l2``/``l1`` average the squared/absolute difference over the D feature dimensions (the
+    mean-reduced MSE/L1 of the authors' code), so the loss scale does not grow with D; ``kl``
+    is a proper KL divergence of the two features normalised to sum 1.
+    """
     if kind == "l2":
-        return tf.reduce_sum(tf.square(small - reference), axis=-1)
+        return tf.reduce_mean(tf.square(small - reference), axis=-1)
     if kind == "l1":
-        return tf.reduce_sum(tf.abs(small - reference), axis=-1)
+        return tf.reduce_mean(tf.abs(small - reference), axis=-1)
     if kind == "kl":
         f = small / (tf.reduce_sum(small, axis=-1, keepdims=True) + eps)
         b = reference / (tf.reduce_sum(reference, axis=-1, keepdims=True) + eps)

@@ -65,8 +65,9 @@ def test_make_up_uses_each_levels_own_layer():
 def test_distances_hand_checked():
     f = tf.constant([[0.5, 0.5], [0.6, 0.8]])
     b = tf.constant([[0.5, 1.0], [0.6, 0.8]])
-    np.testing.assert_allclose(it.intertwiner_distance(f, b, "l2").numpy(), [0.25, 0.0], atol=1e-7)
-    np.testing.assert_allclose(it.intertwiner_distance(f, b, "l1").numpy(), [0.5, 0.0], atol=1e-7)
+    # l2 / l1 are means over the feature dimensions: (0.5² + 0) / 2 and (0.5 + 0) / 2.
+    np.testing.assert_allclose(it.intertwiner_distance(f, b, "l2").numpy(), [0.125, 0.0], atol=1e-7)
+    np.testing.assert_allclose(it.intertwiner_distance(f, b, "l1").numpy(), [0.25, 0.0], atol=1e-7)
     # KL = sum b_n log(b_n / f_n) on features normalised to sum 1: b_n = (1/3, 2/3), f_n = (1/2, 1/2).
     kl = (1 / 3) * np.log((1 / 3) / 0.5) + (2 / 3) * np.log((2 / 3) / 0.5)
     np.testing.assert_allclose(it.intertwiner_distance(f, b, "kl").numpy(), [kl, 0.0], atol=1e-5)
@@ -80,8 +81,8 @@ def test_level_loss_skips_empty_classes_and_never_nans():
     small = tf.constant([[True, True, False]])
     reps = tf.constant([[0.0, 0.0], [0.0, 0.0], [9.0, 9.0]])
     valid = tf.constant([False, True, False])  # class 1 has an entry, class 2 does not
-    # Only RoI 0 (class 1) counts: l2 distance to (0, 0) is 1.
-    assert float(it.level_loss(critic, classes, small, reps, valid, "l2")) == pytest.approx(1.0)
+    # Only RoI 0 (class 1) counts: mean squared distance of (1, 0) to (0, 0) is 0.5.
+    assert float(it.level_loss(critic, classes, small, reps, valid, "l2")) == pytest.approx(0.5)
     nothing = tf.constant([False, False, False])
     value = it.level_loss(critic, classes, small, reps, nothing, "kl")
     assert float(value) == 0.0 and np.isfinite(float(value))
