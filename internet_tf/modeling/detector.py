@@ -74,10 +74,11 @@ class Detector(keras.Model):
         return levels, feats
 
     # -- hooks for the feature intertwiner ---------------------------------------------------
-    def head_features(self, roi_feats, levels, training=False):
+    def head_features(self, roi_feats, levels, training=False, for_loss=True):
         """RoI features [B, R, S, S, C] -> (features fed to the predictor [B, R, D], extras).
 
-        ``extras`` is a dict of tensors added to the training outputs (none for the baseline).
+        ``extras`` is a dict of tensors the training losses need (none for the baseline);
+        inference passes ``for_loss=False``.
         """
         return self.box_head(roi_feats), {}
 
@@ -129,7 +130,7 @@ class Detector(keras.Model):
         pyramid = self.pyramid(images, training=False)
         _, _, rois, valid = self.proposals(pyramid, image_info, training=False)
         levels, roi_feats = self.roi_features(pyramid, rois)
-        head_feats, _ = self.head_features(roi_feats, levels, training=False)
+        head_feats, _ = self.head_features(roi_feats, levels, training=False, for_loss=False)
         class_logits, box_deltas = self.predictor(head_feats)
         head = self.cfg.head
         return detect(class_logits, box_deltas, rois, image_info, bbox_weights=tuple(head.bbox_weights),

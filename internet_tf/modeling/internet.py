@@ -42,11 +42,11 @@ class InterNet(Detector):
                                generator_kernel=o.generator_kernel)
 
     # -- detector path (training and inference) ------------------------------------------
-    def head_features(self, roi_feats, levels, training=False):
+    def head_features(self, roi_feats, levels, training=False, for_loss=True):
         made = self.make_up(roi_feats, levels, training=training)
         head = self.box_head(made)
-        if self.it.merge == "separate" and not training:
-            return head, {}
+        if self.it.merge == "separate" and not for_loss:
+            return head, {}  # the critic only serves the intertwiner loss then
         critic = self.critic.on_rois(made, training=training)
         return merge(head, critic, self.it.merge), {"critic_features": critic}
 

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from internet_tf.modeling.postprocess import detect
+from reference import box_iou
 
 # Image 0: original 100 x 50, scale 1.28 -> resized region 128 x 64 inside a 128 x 128 input.
 INFO0 = [100.0, 50.0, 1.28, 7.0]
@@ -33,21 +34,16 @@ EXPECTED0 = [
 ]
 
 
-def _iou(a, b):
-    ih = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iw = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ih * iw
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def test_hand_built_case_is_consistent():
     # The comments above, checked independently of the library.
     r = [b for b, _ in ROIS0]
-    assert _iou(r[0], r[1]) == pytest.approx(0.8223, abs=1e-3)
-    assert _iou(r[3], r[5]) == pytest.approx(504 / 696)
-    assert _iou(r[3], r[6]) == pytest.approx(0.25)
-    assert _iou([20, 40, 60, 64], r[0]) < 0.3
-    assert _iou(r[0], r[2]) > 0.3
+    assert box_iou(r[0], r[1]) == pytest.approx(0.8223, abs=1e-3)
+    assert box_iou(r[3], r[5]) == pytest.approx(504 / 696)
+    assert box_iou(r[3], r[6]) == pytest.approx(0.25)
+    assert box_iou([20, 40, 60, 64], r[0]) < 0.3
+    assert box_iou(r[0], r[2]) > 0.3
     for _, p in ROIS0:
         assert sum(p) == pytest.approx(1.0)
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from internet_tf.modeling import rpn
 from internet_tf.ops import anchors as anchor_ops
+from reference import box_iou
 
 # Hand-built anchors per level for a 64 x 64 image, with their objectness logits.
 ANCHORS = {
@@ -44,17 +45,12 @@ def _inputs(batch_logits=None):
     return anchors, tf.constant(batch_logits, tf.float32), tf.zeros([len(batch_logits), n, 4])
 
 
-def _iou(a, b):
-    ih = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iw = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ih * iw
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def test_hand_built_case_is_consistent():
-    assert _iou([0, 0, 16, 16], [1, 1, 17, 17]) == pytest.approx(225 / 287)
+    assert box_iou([0, 0, 16, 16], [1, 1, 17, 17]) == pytest.approx(225 / 287)
     # No other same-level pair overlaps above 0.7 after clipping.
-    assert _iou([0, 0, 16, 16], [0, 0, 24, 24]) == pytest.approx(256 / 576)
+    assert box_iou([0, 0, 16, 16], [0, 0, 24, 24]) == pytest.approx(256 / 576)
 
 
 def test_generate_proposals_topk_clip_and_per_level_nms():
