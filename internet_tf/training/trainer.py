@@ -13,7 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from internet_tf.config import Config
-from internet_tf.data.datasets import DatasetBundle, load_datasets, train_dataset
+from internet_tf.data.datasets import DatasetBundle, load_datasets, train_dataset, write_label_map
 from internet_tf.modeling.factory import build_model
 from internet_tf.training import optim
 from internet_tf.training.step import build_train_step
@@ -45,6 +45,7 @@ class Trainer:
             self.checkpoint, os.path.join(model_dir, "checkpoints"),
             max_to_keep=cfg.train.keep_checkpoints)
         self._write_config()
+        write_label_map(model_dir, self.data)
 
     @property
     def step(self) -> int:

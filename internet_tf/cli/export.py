@@ -1,0 +1,30 @@
+"""``internet-export --model_dir DIR --export_dir OUT [--config FILE]``: SavedModel of the
+latest checkpoint with in-graph pre/post-processing (SPEC §5 "Export")."""
+from __future__ import annotations
+
+from absl import app, flags
+
+from internet_tf.cli.common import define_config_flags, fail, load_flags_config
+from internet_tf.export.saved_model import ExportError, export_checkpoint
+
+define_config_flags()
+flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.")
+flags.mark_flag_as_required("export_dir")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    try:
+        latest = export_checkpoint(load_flags_config(), FLAGS.model_dir, FLAGS.export_dir)
+    except ExportError as e:
+        fail(str(e))
+    print(f"Exported {latest} to {FLAGS.export_dir} (serving_default: uint8 images -> detections)")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,116 @@
+"""SavedModel export: outputs equal in-process inference on two image sizes, no
+training-only variables, a process without internet_tf can load it, predict writes files."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from internet_tf.config import load_config
+from internet_tf.data.pipeline import resize_and_pad
+from internet_tf.export.saved_model import export
+from internet_tf.modeling.factory import build_model
+
+TINY = ["model.backbone=small_resnet", "model.image_size=128", "model.fpn_channels=8",
+        "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16",
+        "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.rpn.pre_nms_topk_test=50",
+        "model.rpn.post_nms_topk_test=20", "model.intertwiner.critic_hidden=8",
+        "model.intertwiner.ot.pool_size=4", "model.head.score_threshold=0.0"]
+CATS = {1: 17, 2: 4, 3: 90}
+NAMES = ["background", "lamp", "cup", "book"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    cfg = load_config(None, TINY)
+    model = build_model(cfg.model, 3)
+    model.build_all()
+    out = str(tmp_path_factory.mktemp("export") / "saved")
+    export(model, CATS, NAMES, out)
+    return model, out
+
+
+def reference(model, image):
+    padded, scale = resize_and_pad(tf.constant(image), model.image_size)
+    h, w = image.shape[:2]
+    dets = model.inference(padded[None], tf.constant([[h, w, float(scale), 0.0]]))
+    n = int(dets["num_detections"][0])
+    boxes = np.clip(dets["detection_boxes"][0, :n].numpy() / float(scale), 0, [h, w, h, w])
+    classes = np.array([CATS[int(c)] for c in dets["detection_classes"][0, :n].numpy()])
+    return boxes, dets["detection_scores"][0, :n].numpy(), classes
+
+
+@pytest.mark.parametrize("size", [(96, 160), (200, 120)])
+def test_export_matches_in_process_inference(exported, size):
+    model, path = exported
+    image = np.random.default_rng(size[0]).integers(0, 255, size + (3,), dtype=np.uint8)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    out = serve(images=tf.constant(image[None]))
+    assert out["detection_boxes"].shape == (1, 100, 4) and out["detection_classes"].dtype == tf.int32
+    boxes, scores, classes = reference(model, image)
+    n = int(out["num_detections"][0])
+    assert n == len(scores) > 0
+    np.testing.assert_allclose(out["detection_boxes"][0, :n].numpy(), boxes, atol=1e-4)
+    np.testing.assert_allclose(out["detection_scores"][0, :n].numpy(), scores, atol=1e-4)
+    np.testing.assert_array_equal(out["detection_classes"][0, :n].numpy(), classes)
+    assert np.all(out["detection_classes"][0, n:].numpy() == -1)
+
+
+def test_export_has_no_training_only_variables(exported):
+    model, path = exported
+    loaded = tf.saved_model.load(path)  # keep a reference: its variables die with it
+    names = [v.name for v in loaded.signatures["serving_default"].variables]
+    keys = [k for k, _ in tf.train.list_variables(os.path.join(path, "variables", "variables"))]
+    training_only = ("buffer", "ot_", "generator", "sums", "counts", "window")
+    assert names and not [n for n in names + keys if any(t in n for t in training_only)]
+    assert any(n.startswith("make_up/") for n in names)  # InterNet's make-up and critic are in
+    assert any(n.startswith("critic/") for n in names)
+    trainable_inference = sum(len(getattr(model, n).variables) for n in
+                              ("backbone", "fpn", "rpn_head", "make_up", "critic", "box_head", "predictor"))
+    assert len(names) == trainable_inference
+    with open(os.path.join(path, "labels.json")) as f:
+        assert json.load(f) == {"17": "lamp", "4": "cup", "90": "book"}
+
+
+def test_loads_without_internet_tf_and_cli_lists_signature(exported):
+    _, path = exported
+    code = ("import sys, numpy as np, tensorflow as tf\n"
+            f"m = tf.saved_model.load({path!r})\n"
+            "out = m.signatures['serving_default'](images=tf.zeros([2, 50, 70, 3], tf.uint8))\n"
+            "assert out['detection_boxes'].shape == (2, 100, 4)\n"
+            "assert not [k for k in sys.modules if k.startswith('internet_tf')]\n"
+            "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd="/")
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    proc = subprocess.run([cli, "show", "--dir", path, "--tag_set", "serve", "--signature_def",
+                           "serving_default"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("images", "detection_boxes", "detection_scores", "detection_classes", "num_detections"):
+        assert name in proc.stdout
+
+
+def test_predict_writes_json_and_png(exported, tmp_path):
+    from internet_tf.export.predict import predict
+
+    _, path = exported
+    files = []
+    for i, size in enumerate([(60, 90), (120, 80)]):
+        f = tmp_path / f"img{i}.{'png' if i else 'jpg'}"
+        Image.fromarray(np.full(size + (3,), 90 * i, np.uint8)).save(f)
+        files.append(str(f))
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    written = predict(path, files + [str(bad)], str(tmp_path / "out"))
+    assert len(written) == 2
+    for i in range(2):
+        data = json.load(open(tmp_path / "out" / f"img{i}.json"))
+        assert {"image", "width", "height", "detections"} <= set(data)
+        for det in data["detections"]:
+            assert det["category_id"] in CATS.values() and len(det["box"]) == 4
+        assert Image.open(tmp_path / "out" / f"img{i}.png").size == (data["width"], data["height"])
