@@ -13,7 +13,7 @@ from internet_tf.export.predict import predict
 flags.DEFINE_string("export_dir", None, "SavedModel written by internet-export.")
 flags.DEFINE_multi_string("images", [], "Image files (repeat the flag or give several).")
 flags.DEFINE_string("out", None, "Output folder for the JSON and PNG files.")
-flags.DEFINE_float("min_score", 0.3, "Draw boxes with at least this score (the JSON keeps all).")
+flags.DEFINE_float("min_score", 0.5, "Draw boxes with at least this score (the JSON keeps all).")
 flags.mark_flags_as_required(["export_dir", "out"])
 FLAGS = flags.FLAGS
 
