@@ -19,7 +19,10 @@ def evaluate_model(model, bundle: DatasetBundle, cfg: Config, out_dir: str, *, s
                    step: int | None = None) -> dict:
     """Returns the metrics dict; writes metrics.json / detections.json under ``out_dir``."""
     evaluator = CocoEvaluator(bundle.val.coco, bundle.label_to_cat_id, bundle.class_names[1:])
-    infer = tf.function(model.inference)
+    size = model.image_size
+    # A None batch dimension: the last, smaller batch reuses the same trace.
+    infer = tf.function(model.inference, input_signature=[
+        tf.TensorSpec([None, size, size, 3], tf.float32), tf.TensorSpec([None, 4], tf.float32)])
     seen = 0
     for batch in eval_dataset(bundle, cfg):
         dets = infer(batch["images"], batch["image_info"])

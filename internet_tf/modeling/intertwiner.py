@@ -56,8 +56,7 @@ def _run(layers, x, training, out_shape):
 class MakeUp(keras.layers.Layer):
     """Table 6. RoI features [B, R, S, S, C] + levels [B, R] -> made-up features, same shape."""
 
-    def __init__(self, channels: int, shared: bool = False, synchronized: bool = False,
-                 name: str = "make_up", **kwargs):
+    def __init__(self, channels: int, shared: bool = False, name: str = "make_up", **kwargs):
         super().__init__(name=name, **kwargs)
         self.shared = shared
         count = 1 if shared else len(LEVELS)
@@ -67,9 +66,6 @@ class MakeUp(keras.layers.Layer):
         for unit in self.units:
             for layer in unit:
                 setattr(self, layer.name, layer)
-        if synchronized:
-            for unit in self.units:
-                unit[1].synchronized = True
 
     def call(self, roi_features, levels, training=False):
         shape = tf.shape(roi_features)

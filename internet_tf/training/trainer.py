@@ -103,8 +103,7 @@ class Trainer:
                     f"({', '.join(f'{k}={values[k]}' for k in bad)}). The last good checkpoint "
                     f"{self.manager.latest_checkpoint} is kept.")
             n_window += 1
-            lr = float(self.optimizer.learning_rate.numpy()) if hasattr(self.optimizer.learning_rate, "numpy") \
-                else float(self.optimizer._get_current_learning_rate())
+            lr = float(self.optimizer.learning_rate)  # the schedule's value at this step
             progbar.update(step, [("loss", values["loss/total"]), ("lr", lr)])
             if step % cfg.train.summary_every == 0 or step == self.total_steps:
                 elapsed = time.time() - t_window
