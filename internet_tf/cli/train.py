@@ -1,18 +1,27 @@
-"""``internet-train --config FILE --model_dir DIR [--override key=value ...]`` (SPEC §5).
+"""``internet-train --config FILE --model_dir DIR [--override key=value ...]
+[--strategy auto|default|mirrored|multi_worker]`` (SPEC §5).
 
 Rerunning the same command resumes from the last checkpoint. Training ends with a COCO
-evaluation written to ``DIR/eval/``.
+evaluation written to ``DIR/eval/`` (by the chief). ``--strategy multi_worker`` reads the
+cluster from ``TF_CONFIG``; every worker runs the same command with its own task index.
 """
 from __future__ import annotations
 
 from absl import app, flags
 
+from internet_tf.config import ConfigError
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config
 from internet_tf.data.coco import DatasetError
 from internet_tf.modeling.backbone import BackboneWeightsError
+from internet_tf.training import distribute
 from internet_tf.training.run import train_and_evaluate
 
 define_config_flags()
+flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES),
+                  "auto: MirroredStrategy when more than one GPU is visible, else one device; "
+                  "multi_worker: MultiWorkerMirroredStrategy from TF_CONFIG.")
+flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (to try "
+                     "--strategy mirrored without GPUs); 0 leaves it whole.")
 FLAGS = flags.FLAGS
 
 
@@ -20,8 +29,11 @@ def main(argv):
     del argv
     cfg = load_flags_config()
     try:
-        train_and_evaluate(cfg, FLAGS.model_dir)
-    except (DatasetError, BackboneWeightsError) as e:
+        if FLAGS.cpu_devices:
+            distribute.split_cpu(FLAGS.cpu_devices)
+        strategy = distribute.make_strategy(FLAGS.strategy)
+        train_and_evaluate(cfg, FLAGS.model_dir, strategy)
+    except (DatasetError, BackboneWeightsError, ConfigError, distribute.StrategyError) as e:
         fail(str(e))
 
 

@@ -10,7 +10,9 @@ import json
 import os
 from typing import Optional
 
-from internet_tf.config import Config
+import tensorflow as tf
+
+from internet_tf.config import Config, ConfigError
 from internet_tf.data import embedded, pipeline
 from internet_tf.data.coco import CocoIndex, DatasetError
 
@@ -58,14 +60,35 @@ def load_datasets(cfg: Config, *, train: bool = True, val: bool = True) -> Datas
     return DatasetBundle(train_index, val_index)
 
 
-def train_dataset(bundle: DatasetBundle, cfg: Config, start_step: int = 0, batch_size=None):
-    """The seeded training stream, positioned at ``start_step`` (for resuming)."""
+def train_dataset(bundle: DatasetBundle, cfg: Config, start_step: int = 0, batch_size=None,
+                  shard: tuple[int, int] = (1, 0)):
+    """The seeded training stream, positioned at ``start_step`` (for resuming).
+
+    ``batch_size`` (default: the global ``train.batch_size``) is a replica's share when the
+    stream is split over replicas; ``shard`` picks an input pipeline's batches of it.
+    """
     batch_size = batch_size or cfg.train.batch_size
     return pipeline.build_dataset(
         bundle.train, image_size=cfg.model.image_size, batch_size=batch_size,
         max_instances=cfg.data.max_instances, training=True, flip=cfg.data.flip,
         shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
-        skip_examples=start_step * cfg.train.batch_size)
+        skip_examples=start_step * cfg.train.batch_size, shard=shard)
+
+
+def distributed_train_dataset(bundle: DatasetBundle, cfg: Config, strategy, start_step: int = 0):
+    """The training stream split over ``strategy``'s replicas: the global batch of each step
+    is the single-device one, cut into per-replica slices in replica order."""
+    global_batch = cfg.train.batch_size
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % replicas:
+        raise ConfigError(f"train.batch_size={global_batch} does not split evenly over "
+                         f"{replicas} replicas; use a multiple of {replicas}")
+
+    def make(context: tf.distribute.InputContext):
+        return train_dataset(bundle, cfg, start_step, context.get_per_replica_batch_size(global_batch),
+                             shard=(context.num_input_pipelines, context.input_pipeline_id))
+
+    return strategy.distribute_datasets_from_function(make)
 
 
 def eval_dataset(bundle: DatasetBundle, cfg: Config):

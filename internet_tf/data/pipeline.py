@@ -82,7 +82,7 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
                   shuffle_buffer: int = 1000, seed: int | None = None,
                   repeat: bool | None = None,
                   drop_remainder: bool | None = None,
-                  skip_examples: int = 0) -> tf.data.Dataset:
+                  skip_examples: int = 0, shard: tuple[int, int] = (1, 0)) -> tf.data.Dataset:
     """Builds the batched input pipeline for ``index`` (see the module docstring).
 
     Args:
@@ -101,6 +101,10 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
         (default: ``training``).
       skip_examples: examples of the (seeded) stream to skip before decoding, so a
         resumed run continues the same data order cheaply.
+      shard: ``(count, index)``: keep only every ``count``-th batch of the stream, starting
+        at batch ``index`` (one input pipeline per worker; the choice happens before
+        decoding). The kept batches are exactly the stream's, so ``count`` workers taking
+        turns see the same global batches as one process.
     """
     if image_size < 1 or batch_size < 1 or max_instances < 1:
         raise ValueError("image_size, batch_size and max_instances must be positive")
@@ -133,6 +137,15 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
         dataset = dataset.map(lambda x: (x, tf.constant(0, tf.int64)))
     if skip_examples:
         dataset = dataset.skip(skip_examples)
+    count, index = shard
+    if count > 1:
+        def mine(position, element):
+            return tf.equal((position // batch_size) % count, index)
+
+        def drop_position(position, element):
+            return element
+
+        dataset = dataset.enumerate().filter(mine).map(drop_position)
 
     def load(example, flip_seed):
         data = tf.io.read_file(example["path"])

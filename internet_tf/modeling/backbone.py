@@ -11,6 +11,8 @@ import os
 import keras
 import tensorflow as tf
 
+from internet_tf.modeling.batch_norm import BatchNorm, synchronize
+
 # keras.applications layer names of the last block of each stage.
 _STAGE_OUTPUTS = {
     "resnet50": ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"),
@@ -71,7 +73,7 @@ def _keras_resnet(name: str, image_size: int, weights_path):
 def _conv_bn(x, filters, kernel, stride, name, relu=True):
     x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
                             kernel_initializer="he_normal", name=name + "_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=1e-5, name=name + "_bn")(x)
+    x = BatchNorm(name=name + "_bn")(x)
     return keras.layers.ReLU(name=name + "_relu")(x) if relu else x
 
 
@@ -110,6 +112,7 @@ class Backbone(keras.layers.Layer):
             self.net = small_resnet(image_size, tuple(small_widths))
         else:
             self.net = _keras_resnet(name, image_size, path)
+            synchronize(self.net)  # its BN statistics span the replicas too
         for layer in self.net.layers:
             stage = _stage_of(layer.name)
             if freeze_at and stage is not None and stage <= freeze_at:

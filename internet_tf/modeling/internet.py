@@ -17,6 +17,7 @@ from internet_tf.modeling.detector import Detector
 from internet_tf.modeling.intertwiner import Critic, MakeUp, level_loss, merge, small_large_masks
 from internet_tf.modeling.ot import OTModule
 from internet_tf.modeling.roi_align import crop_level
+from internet_tf.ops.replica import global_all_gather, global_sum
 
 RELIABLE_LEVELS = (2, 3, 4)  # level 5 has no higher level: it reads the buffer, adds nothing
 ALL_LEVELS = (2, 3, 4, 5)
@@ -67,15 +68,9 @@ class InterNet(Detector):
     def _update_buffer(self, feats, labels, buffer_index):
         """Adds the batch to the buffer; under a distribution strategy the statistics are
         summed over replicas first, so every replica holds the single-device buffer."""
-        ctx = tf.distribute.get_replica_context()
-        multi = ctx is not None and ctx.num_replicas_in_sync > 1
         if self.buffer.mode == "window":
-            if multi:
-                feats, labels = ctx.all_gather(feats, axis=0), ctx.all_gather(labels, axis=0)
-            return self.buffer.update(feats, labels, buffer_index)
-        sums, counts = self.buffer.batch_statistics(feats, labels)
-        if multi:
-            sums, counts = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [sums, counts])
+            return self.buffer.update(global_all_gather(feats), global_all_gather(labels), buffer_index)
+        sums, counts = global_sum(list(self.buffer.batch_statistics(feats, labels)))
         return self.buffer.apply_statistics(sums, counts, buffer_index)
 
     def extra_losses(self, out, batch, training=True):

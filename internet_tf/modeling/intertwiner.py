@@ -15,6 +15,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from internet_tf.modeling.batch_norm import BatchNorm
+from internet_tf.ops.replica import global_mean
+
 LEVELS = (2, 3, 4, 5)
 
 
@@ -36,21 +39,29 @@ def small_large_masks(classes, levels, level: int, *, split: str = "level", rois
 def _conv_bn_relu(filters, kernel, stride, padding, name):
     return [keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False,
                                 kernel_initializer="he_normal", name=name + "_conv"),
-            keras.layers.BatchNormalization(epsilon=1e-5, name=name + "_bn"),
+            BatchNorm(name=name + "_bn"),
             keras.layers.ReLU(name=name + "_relu")]
 
 
 def _run(layers, x, training, out_shape):
-    """Applies conv/BN/ReLU ``layers``; an empty batch returns an empty [0, *out_shape] tensor
-    without touching BatchNorm (its statistics of nothing would be NaN, and a stand-in row
-    would drag the moving averages). TF's CPU Conv2D also mis-shapes empty batches."""
-    def apply():
-        y = x
-        for layer in layers:
-            y = layer(y, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(y)
-        return y
+    """Applies conv/BN/ReLU ``layers`` to a set of RoIs ``x`` [N, ...] that may be empty.
 
-    return tf.cond(tf.shape(x)[0] > 0, apply, lambda: tf.zeros([0] + list(out_shape), x.dtype))
+    A masked all-zero stand-in row is appended, so the layers never see an empty batch
+    (TF's CPU Conv2D mis-shapes one) and every replica joins the synchronised BatchNorm's
+    all-reduce even when its own set is empty; the mask keeps the row out of the batch
+    statistics (``BatchNorm`` leaves its moving averages alone if no replica has a row),
+    and the row is dropped from the output.
+    """
+    n = tf.shape(x)[0]
+    y = tf.concat([x, tf.zeros(tf.concat([[1], tf.shape(x)[1:]], 0), x.dtype)], 0)
+    real = tf.range(n + 1) < n
+    for layer in layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            mask = tf.broadcast_to(real[:, None, None], tf.shape(y)[:3])
+            y = layer(y, training=training, mask=mask)
+        else:
+            y = layer(y)
+    return tf.ensure_shape(y[:n], [None] + list(out_shape))
 
 
 class MakeUp(keras.layers.Layer):
@@ -135,7 +146,7 @@ def level_loss(critic_small, classes, small_mask, reps, valid, kind: str):
     labels = tf.gather_nd(classes, idx)
     weight = tf.cast(tf.gather(valid, labels), feats.dtype)
     dist = intertwiner_distance(feats, tf.gather(reps, labels), kind)
-    return tf.reduce_sum(dist * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
+    return global_mean(tf.reduce_sum(dist * weight), tf.reduce_sum(weight))
 
 
 def merge(head_features, critic_features, mode: str = "linear"):

@@ -1,11 +1,14 @@
 """Detection losses (SPEC §1; Eq. 5's L_standard): RPN objectness (sigmoid cross-entropy)
 and box (smooth-L1, beta 1/9) over the 256 sampled anchors; head classification (softmax
 cross-entropy) and class-specific box regression (smooth-L1, beta 1) over sampled RoIs.
-Both box losses are normalised by the number of sampled examples.
+Both box losses are normalised by the number of sampled examples — of the global batch
+under a distribution strategy (``ops.replica.global_mean``).
 """
 from __future__ import annotations
 
 import tensorflow as tf
+
+from internet_tf.ops.replica import global_mean
 
 
 def smooth_l1(diff, beta: float):
@@ -20,11 +23,10 @@ def rpn_losses(logits, deltas, targets, *, beta: float = 1.0 / 9.0):
     labels = targets["labels"]
     sampled = tf.cast(labels >= 0, tf.float32)
     positive = tf.cast(labels > 0, tf.float32)
-    normaliser = tf.maximum(tf.reduce_sum(sampled), 1.0)
     bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=positive, logits=logits)
-    cls_loss = tf.reduce_sum(bce * sampled) / normaliser
+    cls_loss = global_mean(tf.reduce_sum(bce * sampled), tf.reduce_sum(sampled))
     box = tf.reduce_sum(smooth_l1(deltas - targets["deltas"], beta), axis=-1)
-    box_loss = tf.reduce_sum(box * positive) / normaliser
+    box_loss = global_mean(tf.reduce_sum(box * positive), tf.reduce_sum(sampled))
     return {"rpn_class": cls_loss, "rpn_box": box_loss}
 
 
@@ -33,11 +35,10 @@ def head_losses(class_logits, box_deltas, targets, *, beta: float = 1.0):
     classes = targets["classes"]
     valid = tf.cast(classes >= 0, tf.float32)
     foreground = tf.cast(classes > 0, tf.float32)
-    normaliser = tf.maximum(tf.reduce_sum(valid), 1.0)
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(classes, 0), logits=class_logits)
-    cls_loss = tf.reduce_sum(ce * valid) / normaliser
+    cls_loss = global_mean(tf.reduce_sum(ce * valid), tf.reduce_sum(valid))
     # Deltas of each RoI's own ground-truth class (background rows are masked out).
     own = tf.gather(box_deltas, tf.maximum(classes - 1, 0), axis=2, batch_dims=2)
     box = tf.reduce_sum(smooth_l1(own - targets["deltas"], beta), axis=-1)
-    box_loss = tf.reduce_sum(box * foreground) / normaliser
+    box_loss = global_mean(tf.reduce_sum(box * foreground), tf.reduce_sum(valid))
     return {"head_class": cls_loss, "head_box": box_loss}

@@ -17,6 +17,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from internet_tf.modeling.batch_norm import BatchNorm
+from internet_tf.ops.replica import global_mean
 from internet_tf.modeling.sinkhorn import biased_sinkhorn_divergence, cosine_cost, sinkhorn
 
 ALIGNMENT_KINDS = ("ot", "ot_biased", "l2", "kl")
@@ -36,7 +38,7 @@ class Generator(keras.layers.Layer):
         super().__init__(name=name, **kwargs)
         self.deconv = keras.layers.Conv2DTranspose(channels, kernel_size, strides=2, padding="same",
                                                    kernel_initializer="he_uniform", name="deconv")
-        self.bn = keras.layers.BatchNormalization(epsilon=1e-5, name="bn")
+        self.bn = BatchNorm(name="bn")
 
     def call(self, x, target_hw=None, training=None):
         y = tf.nn.relu(self.bn(self.deconv(x), training=training))
@@ -77,8 +79,8 @@ class OTCritic(keras.layers.Layer):
         conv = lambda i: keras.layers.Conv2D(channels, 3, strides=2, padding="same",  # noqa: E731
                                              kernel_initializer="he_uniform", name=f"conv{i}")
         self.conv1, self.conv2 = conv(1), conv(2)
-        self.bn1 = keras.layers.BatchNormalization(epsilon=1e-5, name="bn1")
-        self.bn2 = keras.layers.BatchNormalization(epsilon=1e-5, name="bn2")
+        self.bn1 = BatchNorm(name="bn1")
+        self.bn2 = BatchNorm(name="bn2")
 
     def call(self, x, training=None):
         for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2)):
@@ -119,7 +121,7 @@ def alignment_loss(p_l, p_ml, kind, epsilon=0.1, num_iters=10, log_domain=False,
         log_q_ml = tf.nn.log_softmax(p_ml, axis=-1)
         kl = tf.reduce_sum(tf.exp(log_q_ml) * (log_q_ml - log_q_l), axis=-1)  # [B, C]
         per_image = tf.reduce_mean(kl, axis=-1)
-    return tf.reduce_mean(per_image)
+    return global_mean(tf.reduce_sum(per_image), tf.shape(per_image)[0])
 
 
 class OTModule(keras.layers.Layer):

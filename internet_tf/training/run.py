@@ -10,11 +10,12 @@ from internet_tf.evaluation.runner import evaluate_model
 from internet_tf.training.trainer import Trainer
 
 
-def train_and_evaluate(cfg, model_dir: str) -> dict:
-    """Trains to the configured step (resuming), then evaluates; returns the metrics."""
-    trainer = Trainer(cfg, model_dir)
+def train_and_evaluate(cfg, model_dir: str, strategy=None) -> dict:
+    """Trains to the configured step (resuming), then the chief evaluates; returns the
+    metrics ({} on other workers)."""
+    trainer = Trainer(cfg, model_dir, strategy=strategy)
     trainer.train()
-    if not cfg.train.evaluate_at_end:
+    if not cfg.train.evaluate_at_end or not trainer.is_chief:
         return {}
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
     metrics = evaluate_model(trainer.model, trainer.data, cfg, os.path.join(model_dir, "eval"),

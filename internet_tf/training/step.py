@@ -1,50 +1,73 @@
 """One optimisation step of Eq. 5's total loss, shared by the trainer and the benchmarks.
 
-Gradients are clipped at a global norm (SPEC §5: 5.0); a step whose loss is not finite
-changes nothing (the trainer then stops and names the loss term).
+Under a distribution strategy each replica takes its slice of the global batch; the loss
+terms are normalised over the global batch (``ops.replica.global_mean``), so the replicas'
+gradients *sum* to the single-device gradient of the whole batch. They are all-reduced
+before clipping at a global norm (SPEC §5: 5.0), so every replica clips the same global
+gradient. A step whose loss or gradient is not finite changes nothing — no weight, no
+optimizer slot, no step counter — and the trainer then stops naming the loss term.
 """
 from __future__ import annotations
 
 import tensorflow as tf
 
+from internet_tf.ops.replica import global_sum, replicas_in_sync
 
-def replica_step(model, optimizer, batch, clip_norm, num_replicas: int = 1) -> dict:
-    """Forward, backward, clip, apply. Returns the scalars to log (``loss/<term>``, ...)."""
+
+def replica_gradients(model, batch, clip_norm):
+    """Forward and backward on this replica's slice -> (global clipped gradients, scalars).
+
+    The scalars (``loss/<term>``, ``loss/total``, ``grad_norm``, ``metrics/<name>``,
+    ``finite``) are the same on every replica: losses are summed over replicas (each
+    replica holds its share of the global mean), metrics averaged.
+    """
     variables = model.trainable_variables
     with tf.GradientTape() as tape:
         losses, metrics = model.train_losses(batch, training=True)
-        total = tf.add_n(list(losses.values()))
-        scaled = total / num_replicas
-    grads = tape.gradient(scaled, variables)
+        share = tf.add_n(list(losses.values()))
+    grads = tape.gradient(share, variables)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+    n = replicas_in_sync()
+    grads, losses, metrics = global_sum((grads, losses, metrics))
+    metrics = {k: v / n for k, v in metrics.items()}
+    total = tf.add_n(list(losses.values()))
     grad_norm = tf.linalg.global_norm(grads)
     if clip_norm:
         grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
-    # A NaN/Inf loss or gradient must not reach the weights (clipping by a NaN norm would
-    # spread it everywhere); the trainer stops on either.
-    finite = tf.math.is_finite(total) & tf.math.is_finite(grad_norm)
-
-    def apply():
-        optimizer.apply_gradients(zip(grads, variables))
-        return tf.constant(True)
-
-    tf.cond(finite, apply, lambda: tf.constant(False))
+    # Keras' apply_gradients sums gradients over replicas once more: hand it 1/n each.
+    grads = [g / n for g in grads] if n > 1 else grads
     out = {"loss/" + k: v for k, v in losses.items()}
     out["loss/total"] = total
     out["grad_norm"] = grad_norm
     out.update({"metrics/" + k: v for k, v in metrics.items()})
-    return out
+    # A NaN/Inf loss or gradient must not reach the weights (clipping by a NaN norm would
+    # spread it everywhere); the trainer stops on either.
+    out["finite"] = tf.math.is_finite(total) & tf.math.is_finite(grad_norm)
+    return grads, out
 
 
-def build_train_step(model, optimizer, clip_norm, strategy=None):
-    """A ``tf.function`` running ``replica_step`` on every replica; returns mean scalars."""
+def build_train_step(model, optimizer, clip_norm, strategy=None, compiled: bool = True):
+    """A ``tf.function`` (or, with ``compiled=False``, the same function run eagerly — one
+    replica only) running one step on every replica; returns the step's scalars.
+
+    The apply is conditioned on ``finite`` in cross-replica context: a ``tf.cond`` may not
+    hold the optimizer's cross-replica merge inside a replica function.
+    """
     strategy = strategy or tf.distribute.get_strategy()
+    variables = model.trainable_variables
 
-    @tf.function
+    def apply(grads):
+        optimizer.apply_gradients(zip(grads, variables))
+
     def step(batch):
-        per_replica = strategy.run(
-            replica_step, args=(model, optimizer, batch, clip_norm, strategy.num_replicas_in_sync))
-        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                for k, v in per_replica.items()}
+        grads, scalars = strategy.run(replica_gradients, args=(model, batch, clip_norm))
+        local = {k: strategy.experimental_local_results(v)[0] for k, v in scalars.items()}
 
-    return step
+        def update():
+            strategy.run(apply, args=(grads,))
+            return tf.constant(True)
+
+        tf.cond(local["finite"], update, lambda: tf.constant(False))
+        return {k: v for k, v in local.items() if k != "finite"}
+
+    return tf.function(step) if compiled else step

@@ -1,6 +1,11 @@
-"""The training loop (SPEC §5): one traced ``tf.function`` step, global-norm clipping,
-``tf.train.CheckpointManager`` checkpoints (resume on rerun), TensorBoard scalars, a
-progress bar with ETA, a stop on non-finite losses, and an evaluation at the end.
+"""The training loop (SPEC §5): one traced ``tf.function`` step over the strategy's
+replicas, global-norm clipping, ``tf.train.CheckpointManager`` checkpoints (resume on
+rerun), TensorBoard scalars and class-buffer histograms, a progress bar with ETA, and a
+stop on non-finite losses. Only the chief writes into ``model_dir``.
+
+Checkpoints are crash-safe: TF writes a checkpoint's files first and then replaces the
+``checkpoint`` index file atomically, so a process killed at any moment leaves the index
+pointing at the last complete checkpoint, which the rerun restores.
 """
 from __future__ import annotations
 
@@ -13,9 +18,9 @@ import tensorflow as tf
 from absl import logging
 
 from internet_tf.config import Config
-from internet_tf.data.datasets import DatasetBundle, load_datasets, train_dataset, write_label_map
+from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, load_datasets, write_label_map
 from internet_tf.modeling.factory import build_model
-from internet_tf.training import optim
+from internet_tf.training import distribute, optim
 from internet_tf.training.step import build_train_step
 
 
@@ -40,12 +45,18 @@ class Trainer:
             self.model.build_all()
             self.optimizer = optim.build_optimizer(cfg.train, self.num_train_images)
             self.optimizer.build(self.model.trainable_variables)
+        self.is_chief = distribute.is_chief(self.strategy)
+        # Every worker saves (distributed variables may need all of them); only the chief
+        # into model_dir, the others into a scratch folder removed after training.
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(model_dir, "checkpoints"),
+            self.checkpoint, os.path.join(distribute.worker_dir(model_dir, self.strategy), "checkpoints"),
             max_to_keep=cfg.train.keep_checkpoints)
-        self._write_config()
-        write_label_map(model_dir, self.data)
+        self.chief_manager = self.manager if self.is_chief else tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=None)
+        if self.is_chief:
+            self._write_config()
+            write_label_map(model_dir, self.data)
 
     @property
     def step(self) -> int:
@@ -59,8 +70,8 @@ class Trainer:
         os.replace(tmp, path)
 
     def restore(self) -> int:
-        """Restores the latest checkpoint if there is one; returns the step."""
-        latest = self.manager.latest_checkpoint
+        """Restores the chief's latest checkpoint if there is one; returns the step."""
+        latest = self.chief_manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Restored %s (step %d)", latest, self.step)
@@ -78,10 +89,14 @@ class Trainer:
         # The data stream continues where it stopped; the model's sampling RNG is reseeded
         # from the start step, so a resumed run is deterministic too.
         keras.utils.set_random_seed(cfg.seed + start)
-        dataset = train_dataset(self.data, cfg, start_step=start)
-        dataset = self.strategy.experimental_distribute_dataset(dataset)
+        replicas = self.strategy.num_replicas_in_sync
+        print(f"Training steps {start + 1}..{self.total_steps} on {replicas} replica"
+              f"{'s' if replicas > 1 else ''} ({type(self.strategy).__name__}), global batch "
+              f"{cfg.train.batch_size}" + ("" if self.is_chief else "; this worker is not the chief"))
+        dataset = distributed_train_dataset(self.data, cfg, self.strategy, start_step=start)
         step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy)
-        writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
+        writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief
+                  else tf.summary.create_noop_writer())
         progbar = keras.utils.Progbar(self.total_steps, stateful_metrics=["loss", "lr"], unit_name="step",
                                        interval=1.0)
         progbar.update(start)
@@ -112,10 +127,25 @@ class Trainer:
                 with writer.as_default(step=step):
                     for k, v in values.items():
                         tf.summary.scalar(("train/" + k), v)
+                    self._buffer_summaries()
                 t_window, n_window = time.time(), 0
             if step % cfg.train.checkpoint_every == 0 or step == self.total_steps:
                 self.manager.save(checkpoint_number=step)
             last = values
             self.history.append(values["loss/total"])
         writer.flush()
+        distribute.remove_worker_dir(self.model_dir, self.strategy)
         return last
+
+    def _buffer_summaries(self):
+        """Class-buffer coverage (classes with an entry) and a histogram of the entries' L2
+        norms, per buffer (SPEC §2 Table 2d); nothing for the baseline."""
+        buffer = getattr(self.model, "buffer", None)
+        if buffer is None:
+            return
+        for index in range(buffer.num_buffers):
+            suffix = "" if buffer.num_buffers == 1 else f"_level{index + 2}"
+            tf.summary.scalar("train/buffer/coverage" + suffix, float(buffer.coverage(index)))
+            norms = buffer.norms(index)
+            if int(tf.size(norms)):
+                tf.summary.histogram("train/buffer/norms" + suffix, norms)

@@ -11,7 +11,7 @@ from internet_tf.config import load_config
 from internet_tf.data.synthetic import synthetic_batch
 from internet_tf.modeling.factory import build_model
 from internet_tf.training import optim
-from internet_tf.training.step import build_train_step, replica_step
+from internet_tf.training.step import build_train_step
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "*.yaml")) + glob.glob(os.path.join(ROOT, "ablations", "*.yaml")))
@@ -38,13 +38,10 @@ def test_config_trains_two_steps_without_nan(path):
     model.build_all()
     optimizer = optim.build_optimizer(cfg.train, 100)
     optimizer.build(model.trainable_variables)
-    if os.path.dirname(path).endswith("ablations"):
-        # The same step run eagerly: tracing this graph takes ~20 s on 2 cores, and the
-        # shipped top-level configs below already cover the compiled path.
-        def step(batch):
-            return replica_step(model, optimizer, batch, cfg.train.clip_norm)
-    else:
-        step = build_train_step(model, optimizer, cfg.train.clip_norm)
+    # The ablation rows run the same step eagerly: tracing this graph takes ~20 s on 2
+    # cores, and the shipped top-level configs already cover the compiled path.
+    eager = os.path.dirname(path).endswith("ablations")
+    step = build_train_step(model, optimizer, cfg.train.clip_norm, compiled=not eager)
     batch = synthetic_batch(2, 128, 8, 3, boxes_per_image=4)
     for _ in range(2):
         values = {k: float(v) for k, v in step(batch).items()}

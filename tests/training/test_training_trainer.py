@@ -18,6 +18,26 @@ def test_short_training_run_loss_falls(tiny_config, tmp_path):
     assert last < 0.6 * first, (first, last)
     assert trainer.step == 40
 
+    # TensorBoard, read back with its own event reader: every loss term, lr, gradient
+    # norm, images/s, and the class buffer's coverage and norm histogram.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / "run" / "train"), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    terms = {"rpn_class", "rpn_box", "head_class", "head_box", "intertwiner", "alignment", "total"}
+    expected = {f"train/loss/{t}" for t in terms} | {
+        "train/lr", "train/grad_norm", "train/images_per_second", "train/buffer/coverage",
+        "train/buffer/norms"}
+    assert expected <= tags, expected - tags
+    steps = [e.step for e in events.Tensors("train/loss/total")]
+    assert steps == list(range(cfg.train.summary_every, 41, cfg.train.summary_every))
+    total = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("train/loss/total")]
+    assert total[-1] == pytest.approx(losses[-1], rel=1e-5)
+    coverage = float(tf.make_ndarray(events.Tensors("train/buffer/coverage")[-1].tensor_proto))
+    histogram = tf.make_ndarray(events.Tensors("train/buffer/norms")[-1].tensor_proto)  # [bins, 3]
+    assert coverage >= 1 and histogram[:, 2].sum() == coverage
+    assert np.all(histogram[:, :2] > 0)  # critic features are sigmoids: norms are positive
+
 
 def _weights(model):
     return [v.numpy().copy() for v in model.variables]

@@ -1,0 +1,111 @@
+"""evaluate_model end to end on the embedded data: metrics files, the eval/* scalars and the
+eval/detections image summary read back from the event file."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from internet_tf.config import load_config
+from internet_tf.data.datasets import load_datasets
+from internet_tf.evaluation.coco_eval import METRIC_KEYS
+from internet_tf.evaluation.runner import evaluate_model
+from internet_tf.modeling.factory import build_model
+
+SIZE = 128
+TINY = ["model.backbone=small_resnet", f"model.image_size={SIZE}", "model.fpn_channels=8",
+        "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16",
+        "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.rpn.pre_nms_topk_test=50",
+        "model.rpn.post_nms_topk_test=20", "data.embedded.num_train=1", "data.embedded.num_val=6",
+        f"data.embedded.image_size={SIZE}", "eval.batch_size=4"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    cfg = load_config(None, TINY + [f"data.embedded.root={tmp_path_factory.mktemp('embedded')}"])
+    bundle = load_datasets(cfg, train=False)
+    return cfg, bundle
+
+
+def _evaluate(model, cfg, bundle, out_dir, **kwargs):
+    writer = tf.summary.create_file_writer(str(out_dir))
+    metrics = evaluate_model(model, bundle, cfg, str(out_dir), summary_writer=writer, step=7,
+                             **kwargs)
+    writer.close()
+    acc = EventAccumulator(str(out_dir), size_guidance={"images": 0, "tensors": 0})
+    acc.Reload()
+    return metrics, acc
+
+
+def _pictures(acc):
+    """The eval/detections images as uint8 arrays, and the event's step."""
+    (event,) = acc.Tensors("eval/detections")
+    encoded = tf.make_ndarray(event.tensor_proto)       # [width, height, png, png, ...]
+    images = [tf.io.decode_png(png).numpy() for png in encoded[2:]]
+    return images, (int(encoded[0]), int(encoded[1])), event.step
+
+
+def _expected_crop(bundle, count):
+    """Largest round(orig * scale) over the first ``count`` val images (eval order)."""
+    sizes = [(r["height"], r["width"]) for r in bundle.val.records[:count]]
+    scales = [SIZE / max(h, w) for h, w in sizes]
+    return (max(int(np.round(h * s)) for (h, _), s in zip(sizes, scales)),
+            max(int(np.round(w * s)) for (_, w), s in zip(sizes, scales)))
+
+
+def test_tiny_model_writes_metrics_and_detection_images(setup, tmp_path):
+    cfg, bundle = setup
+    model = build_model(cfg.model, bundle.num_classes)
+    model.build_all()
+    # 5 images span the first two batches of 4.
+    metrics, acc = _evaluate(model, cfg, bundle, tmp_path / "eval", num_images=5)
+    tags = acc.Tags()["tensors"]
+    assert {"eval/" + k for k in METRIC_KEYS} <= set(tags)
+    assert "eval/detections" in tags
+    (ap,) = acc.Tensors("eval/AP")
+    assert ap.step == 7 and float(tf.make_ndarray(ap.tensor_proto)) == pytest.approx(metrics["AP"])
+    assert {"detections.json", "metrics.json"} <= set(os.listdir(tmp_path / "eval"))
+
+    images, (width, height), step = _pictures(acc)
+    crop_h, crop_w = _expected_crop(bundle, 5)
+    assert step == 7 and len(images) == 5
+    assert (height, width) == (crop_h, crop_w)
+    assert all(im.shape == (crop_h, crop_w, 3) for im in images)
+    # Every embedded val image has objects; their GT boxes are drawn in pure green.
+    for im in images:
+        assert np.all(im == [0, 255, 0], axis=-1).sum() > 0
+
+
+class FixedDetector:
+    """Stands in for a model: one confident box at a fixed place, one weak one, per image."""
+    image_size = SIZE
+
+    def inference(self, images, image_info):
+        b = tf.shape(images)[0]
+        boxes = tf.constant([[10.0, 20.0, 40.0, 60.0], [50.0, 50.0, 90.0, 90.0]])
+        return {"detection_boxes": tf.tile(boxes[None], [b, 1, 1]),
+                "detection_scores": tf.tile(tf.constant([[0.9, 0.2]]), [b, 1]),
+                "detection_classes": tf.ones([b, 2], tf.int32),
+                "num_detections": tf.fill([b], 2)}
+
+
+def test_detections_drawn_in_red_from_the_eval_pass(setup, tmp_path):
+    cfg, bundle = setup
+    _, acc = _evaluate(FixedDetector(), cfg, bundle, tmp_path / "eval", num_images=1)
+    (im,), _, _ = _pictures(acc)
+    # A single non-square image: the bottom/right padding is cropped away.
+    crop = _expected_crop(bundle, 1)
+    assert crop != (SIZE, SIZE) and im.shape == crop + (3,)
+    red = np.all(im == [255, 0, 0], axis=-1)
+    # Outline of rows 10..39, cols 20..59; the 0.2-score box is not drawn.
+    assert red[10, 20:60].all() and red[39, 20:60].all()
+    assert red[10:40, 20].all() and red[10:40, 59].all()
+    assert red.sum() == 2 * 40 + 2 * 28
+
+
+def test_no_image_summary_when_num_images_is_zero(setup, tmp_path):
+    cfg, bundle = setup
+    _, acc = _evaluate(FixedDetector(), cfg, bundle, tmp_path / "eval", num_images=0)
+    assert "eval/detections" not in acc.Tags()["tensors"]
+    assert "eval/AP" in acc.Tags()["tensors"]

@@ -1,0 +1,95 @@
+"""Run by test_training_distribute.py in a fresh process (the CPU must be split into two
+logical devices before TensorFlow runs any op): one or two optimisation steps of a tiny
+InterNet on one device and on a 2-replica MirroredStrategy, from the same weights and the
+same global batch. Prints one JSON line with the largest relative differences.
+
+Sampling takes every candidate anchor and RoI (``num_samples`` above the candidates,
+fraction 1), so the per-replica random draws cannot differ from the single device's.
+"""
+import json
+import sys
+
+import numpy as np
+
+from internet_tf.training.distribute import make_strategy, split_cpu
+
+split_cpu(2)
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from internet_tf.config import load_config  # noqa: E402
+from internet_tf.data.synthetic import synthetic_batch  # noqa: E402
+from internet_tf.modeling.factory import build_model  # noqa: E402
+from internet_tf.training import optim  # noqa: E402
+from internet_tf.training.step import build_train_step  # noqa: E402
+
+SIZE, GLOBAL_BATCH, CLASSES, MAX_GT = 64, 4, 3, 4
+OVERRIDES = [
+    "model.backbone=small_resnet", "model.backbone_weights=none", f"model.image_size={SIZE}",
+    "model.fpn_channels=8", "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16",
+    "model.intertwiner.critic_hidden=8", "model.intertwiner.ot.pool_size=4",
+    "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.roi.level_base=16",  # RoIs on all levels
+    # every candidate is sampled: 1023 anchors at 64 px, 24 proposals + 4 ground truths
+    "model.rpn.num_samples=2048", "model.rpn.positive_fraction=1.0",
+    "model.rpn.pre_nms_topk_train=64", "model.rpn.post_nms_topk_train=24",
+    "model.roi.num_samples=28", "model.roi.foreground_fraction=1.0",
+    f"data.max_instances={MAX_GT}", f"train.batch_size={GLOBAL_BATCH}", "train.clip_norm=0.5",
+]
+
+
+def build(cfg, strategy):
+    with strategy.scope():
+        model = build_model(cfg.model, CLASSES)
+        model.build_all()
+        optimizer = optim.build_optimizer(cfg.train, 1000)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def main(steps: int, overrides):
+    cfg = load_config("configs/demo.yaml", OVERRIDES + overrides)
+    keras.utils.set_random_seed(0)
+    single, single_opt = build(cfg, tf.distribute.get_strategy())
+    mirrored = make_strategy("mirrored")
+    assert mirrored.num_replicas_in_sync == 2, mirrored.extended.worker_devices
+    multi, multi_opt = build(cfg, mirrored)
+    multi.set_weights(single.get_weights())
+    start = [v.numpy() for v in single.weights]
+
+    batch = synthetic_batch(GLOBAL_BATCH, SIZE, MAX_GT, CLASSES, boxes_per_image=3, seed=1)
+    half = GLOBAL_BATCH // 2
+    per_replica = mirrored.experimental_distribute_values_from_function(
+        lambda ctx: {k: v[ctx.replica_id_in_sync_group * half:(ctx.replica_id_in_sync_group + 1) * half]
+                     for k, v in batch.items()})
+    one = build_train_step(single, single_opt, cfg.train.clip_norm)
+    two = build_train_step(multi, multi_opt, cfg.train.clip_norm, mirrored)
+    logs = []
+    for _ in range(steps):
+        a, b = one(batch), two(per_replica)
+        logs.append({k: (float(a[k]), float(b[k])) for k in a if k.startswith("loss/") or k == "grad_norm"})
+
+    # Each variable against the single device's, relative to its largest value with a floor
+    # of the RMS of its kind (weights, momentum slots), for variables that are ~0 everywhere
+    # (BN betas after two small steps).
+    pairs = [(v.path, v.numpy(), vb.numpy()) for v, vb in zip(single.weights, multi.weights)]
+    pairs += [(v.path, v.numpy(), vb.numpy()) for v, vb in zip(single_opt.variables, multi_opt.variables)
+              if "momentum" in v.path or "iteration" in v.path]
+    kinds = {path: "buffer" if "buffer" in path else "optimizer" if path.startswith("sgd/") else "weights"
+             for path, _, _ in pairs}
+    rms = {kind: float(np.sqrt(np.mean(np.concatenate(
+        [np.ravel(a).astype(np.float64) ** 2 for path, a, _ in pairs if kinds[path] == kind]))))
+        for kind in ("weights", "optimizer", "buffer")}
+    worst = {kind: (0.0, "") for kind in rms}
+    for path, a, b in pairs:
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        kind = kinds[path]
+        rel = float(np.abs(a - b).max() / max(np.abs(a).max(), rms[kind], 1e-12))
+        if rel > worst[kind][0]:
+            worst[kind] = (rel, path)
+    print(json.dumps({"worst": worst, "logs": logs, "replicas": mirrored.num_replicas_in_sync,
+                      "buffer_coverage": int(single.buffer.coverage(0)), "rms": rms}))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2:])

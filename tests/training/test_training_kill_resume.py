@@ -1,0 +1,100 @@
+"""Crash safety (SPEC §5 "Reliability"): ``internet-train`` killed with SIGKILL mid-run
+leaves only complete checkpoints; rerunning the same command restores the last one —
+same step counter, class buffer and optimizer state — and ends at the requested step."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from internet_tf.config import load_config
+from internet_tf.data import embedded
+from internet_tf.training.trainer import Trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = 14
+TINY = [
+    "model.backbone=small_resnet", "model.image_size=64", "model.fpn_channels=8",
+    "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16", "model.roi.num_samples=16",
+    "model.intertwiner.critic_hidden=8", "model.intertwiner.ot.pool_size=4",
+    "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.roi.level_base=16",
+    "model.rpn.pre_nms_topk_train=64", "model.rpn.post_nms_topk_train=24",
+    "data.embedded.num_train=8", "data.embedded.num_val=4", "data.embedded.image_size=64",
+    "train.batch_size=4", f"train.steps={STEPS}", "train.checkpoint_every=1",
+    "train.keep_checkpoints=2", "train.evaluate_at_end=false",
+]
+
+
+def _command(model_dir, overrides):
+    return [sys.executable, "-m", "internet_tf.cli.train", "--config", "configs/demo.yaml",
+            "--model_dir", model_dir, *[f"--override={o}" for o in overrides]]
+
+
+def _checkpoint_values(path, keys):
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k in keys}
+
+
+def test_sigkill_then_rerun_resumes_exactly(tmp_path):
+    data_root = str(tmp_path / "data")
+    embedded.generate(data_root, num_train=8, num_val=4, image_size=64, seed=0, num_classes=4)
+    overrides = TINY + [f"data.embedded.root={data_root}"]
+    model_dir = str(tmp_path / "run")
+    ckpt_dir = os.path.join(model_dir, "checkpoints")
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    # Kill while checkpoints are being written every step (usually in the middle of one).
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(_command(model_dir, overrides), cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        deadline = time.time() + 600
+        while not os.path.exists(os.path.join(ckpt_dir, "ckpt-4.index")):
+            assert proc.poll() is None, open(tmp_path / "first.log").read()[-3000:]
+            assert time.time() < deadline, "no checkpoint within 10 minutes"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    # Every checkpoint the index names is complete and readable.
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    assert state is not None and state.all_model_checkpoint_paths
+    for path in state.all_model_checkpoint_paths:
+        reader = tf.train.load_checkpoint(path)
+        for key in reader.get_variable_to_shape_map():
+            assert reader.get_tensor(key) is not None
+    latest = state.model_checkpoint_path
+    killed_at = int(latest.rsplit("-", 1)[1])
+    assert 4 <= killed_at < STEPS
+
+    # The rerun's Trainer restores exactly that state: step, class buffer, optimizer slots.
+    keys = tf.train.load_checkpoint(latest).get_variable_to_shape_map()
+    saved = _checkpoint_values(latest, keys)
+    cfg = load_config("configs/demo.yaml", overrides)
+    trainer = Trainer(cfg, model_dir)
+    assert trainer.restore() == killed_at
+    buffer = {"model/buffer/sums/.ATTRIBUTES/VARIABLE_VALUE": trainer.model.buffer.sums,
+              "model/buffer/counts/.ATTRIBUTES/VARIABLE_VALUE": trainer.model.buffer.counts}
+    assert saved["model/buffer/counts/.ATTRIBUTES/VARIABLE_VALUE"].sum() > 0
+    for key, var in buffer.items():
+        np.testing.assert_array_equal(saved[key], var.numpy())
+    # optimizer/_variables/<i>/... is the optimizer's i-th variable (momentum slots).
+    slots = [k for k in keys if k.startswith("optimizer/_variables/")]
+    assert len(slots) == len(trainer.optimizer.variables) - 1  # all but the step counter
+    assert sum(np.abs(saved[k]).sum() for k in slots) > 0
+    for key in slots:
+        np.testing.assert_array_equal(saved[key], trainer.optimizer.variables[int(key.split("/")[2])].numpy())
+    del trainer
+
+    # The same command again finishes the run at the requested step.
+    rerun = subprocess.run(_command(model_dir, overrides), cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-3000:]
+    assert f"Training steps {killed_at + 1}..{STEPS}" in rerun.stdout
+    final = tf.train.latest_checkpoint(ckpt_dir)
+    assert final.endswith(f"ckpt-{STEPS}")
+    step = _checkpoint_values(final, ["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"])
+    assert int(step["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == STEPS
