@@ -24,15 +24,12 @@ from internet_tf.modeling.factory import build_model  # noqa: E402
 from internet_tf.training import optim  # noqa: E402
 from internet_tf.training.step import build_train_step  # noqa: E402
 
-SIZE, GLOBAL_BATCH, CLASSES, MAX_GT = 64, 4, 3, 4
-OVERRIDES = [
-    "model.backbone=small_resnet", "model.backbone_weights=none", f"model.image_size={SIZE}",
-    "model.fpn_channels=8", "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16",
-    "model.intertwiner.critic_hidden=8", "model.intertwiner.ot.pool_size=4",
-    "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.roi.level_base=16",  # RoIs on all levels
+from tiny_internet import OVERRIDES as TINY, SIZE  # noqa: E402
+
+GLOBAL_BATCH, CLASSES, MAX_GT = 4, 3, 4
+OVERRIDES = TINY + [
     # every candidate is sampled: 1023 anchors at 64 px, 24 proposals + 4 ground truths
     "model.rpn.num_samples=2048", "model.rpn.positive_fraction=1.0",
-    "model.rpn.pre_nms_topk_train=64", "model.rpn.post_nms_topk_train=24",
     "model.roi.num_samples=28", "model.roi.foreground_fraction=1.0",
     f"data.max_instances={MAX_GT}", f"train.batch_size={GLOBAL_BATCH}", "train.clip_norm=0.5",
 ]

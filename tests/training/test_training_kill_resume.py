@@ -11,21 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from internet_tf.config import load_config
-from internet_tf.data import embedded
 from internet_tf.training.trainer import Trainer
+from tiny_internet import OVERRIDES, embedded_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 14
-TINY = [
-    "model.backbone=small_resnet", "model.image_size=64", "model.fpn_channels=8",
-    "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16", "model.roi.num_samples=16",
-    "model.intertwiner.critic_hidden=8", "model.intertwiner.ot.pool_size=4",
-    "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.roi.level_base=16",
-    "model.rpn.pre_nms_topk_train=64", "model.rpn.post_nms_topk_train=24",
-    "data.embedded.num_train=8", "data.embedded.num_val=4", "data.embedded.image_size=64",
-    "train.batch_size=4", f"train.steps={STEPS}", "train.checkpoint_every=1",
-    "train.keep_checkpoints=2", "train.evaluate_at_end=false",
-]
+RUN = [f"train.steps={STEPS}", "train.checkpoint_every=1", "train.keep_checkpoints=2",
+       "train.evaluate_at_end=false"]
 
 
 def _command(model_dir, overrides):
@@ -39,9 +31,7 @@ def _checkpoint_values(path, keys):
 
 
 def test_sigkill_then_rerun_resumes_exactly(tmp_path):
-    data_root = str(tmp_path / "data")
-    embedded.generate(data_root, num_train=8, num_val=4, image_size=64, seed=0, num_classes=4)
-    overrides = TINY + [f"data.embedded.root={data_root}"]
+    overrides = OVERRIDES + RUN + embedded_data(str(tmp_path / "data"))
     model_dir = str(tmp_path / "run")
     ckpt_dir = os.path.join(model_dir, "checkpoints")
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -6,20 +6,10 @@ import socket
 import subprocess
 import sys
 
-from internet_tf.data import embedded
+from tiny_internet import OVERRIDES, embedded_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = [
-    "model.backbone=small_resnet", "model.image_size=64", "model.fpn_channels=8",
-    "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16", "model.roi.num_samples=16",
-    "model.intertwiner.critic_hidden=8", "model.intertwiner.ot.pool_size=4",
-    "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.roi.level_base=16",
-    "model.rpn.pre_nms_topk_train=64", "model.rpn.post_nms_topk_train=24",
-    "model.rpn.pre_nms_topk_test=64", "model.rpn.post_nms_topk_test=24",
-    "data.embedded.num_train=8", "data.embedded.num_val=4", "data.embedded.image_size=64",
-    "train.batch_size=4", "train.steps=3", "train.checkpoint_every=1", "train.summary_every=1",
-    "eval.batch_size=4",
-]
+STEPS = ["train.steps=3", "train.checkpoint_every=1", "train.summary_every=1"]
 
 
 def free_ports(n):
@@ -33,8 +23,7 @@ def free_ports(n):
 
 
 def test_two_workers_train_and_exit_cleanly(tmp_path):
-    data_root = str(tmp_path / "data")
-    embedded.generate(data_root, num_train=8, num_val=4, image_size=64, seed=0, num_classes=4)
+    overrides = OVERRIDES + STEPS + embedded_data(str(tmp_path / "data"))
     model_dir = str(tmp_path / "run")
     workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs, logs = [], []
@@ -44,7 +33,7 @@ def test_two_workers_train_and_exit_cleanly(tmp_path):
                                         "task": {"type": "worker", "index": index}})}
         cmd = [sys.executable, "-m", "internet_tf.cli.train", "--config", "configs/demo.yaml",
                "--model_dir", model_dir, "--strategy", "multi_worker",
-               *[f"--override={o}" for o in TINY + [f"data.embedded.root={data_root}"]]]
+               *[f"--override={o}" for o in overrides]]
         # Files, not pipes: a worker blocked on a full pipe would stall the other's collectives.
         logs.append(open(tmp_path / f"worker{index}.log", "w+"))
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
