@@ -5,8 +5,13 @@
     python benchmarks/train_step.py --config configs/internet_r50_fpn_coco.yaml --internet_ratio \
         --override train.batch_size=1 --override model.backbone_weights=none
 
+    python benchmarks/train_step.py --config configs/demo.yaml --replicas 2 --noreference
+
 Uses synthetic images (random pixels, a few random boxes) so no dataset is needed; the
 graph, shapes and losses are exactly the training ones. Prints one line per setting.
+``--replicas N`` splits the CPU into N logical devices and runs the step under a
+MirroredStrategy over them (the global batch split N ways); ``benchmarks/replicas.py``
+compares 1 and 2.
 """
 from __future__ import annotations
 
@@ -27,22 +32,32 @@ flags.DEFINE_bool("internet_ratio", False, "Time the config with the intertwiner
                   "in one run, and print InterNet's step time over the baseline's.")
 flags.DEFINE_bool("reference", True, "Also time a plain Keras ResNet-50 train step at the same "
                   "input size and batch, to calibrate against the machine's load.")
+flags.DEFINE_integer("replicas", 1, "MirroredStrategy over this many logical CPU devices "
+                     "(1: no strategy).")
 FLAGS = flags.FLAGS
 
 
-def prepare(cfg, num_classes: int):
+def prepare(cfg, num_classes: int, strategy=None):
     """Builds model + optimizer of ``cfg`` and traces its train step; returns (step, seconds)."""
     from internet_tf.data.synthetic import synthetic_batch
     from internet_tf.modeling.factory import build_model
     from internet_tf.training import optim
     from internet_tf.training.step import build_train_step
 
-    model = build_model(cfg.model, num_classes)
-    model.build_all()
-    optimizer = optim.build_optimizer(cfg.train, 1000)
-    optimizer.build(model.trainable_variables)
+    import tensorflow as tf
+
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build_model(cfg.model, num_classes)
+        model.build_all()
+        optimizer = optim.build_optimizer(cfg.train, 1000)
+        optimizer.build(model.trainable_variables)
     batch = synthetic_batch(cfg.train.batch_size, cfg.model.image_size, cfg.data.max_instances, num_classes)
-    train_step = build_train_step(model, optimizer, cfg.train.clip_norm)
+    share = cfg.train.batch_size // strategy.num_replicas_in_sync
+    batch = strategy.experimental_distribute_values_from_function(
+        lambda ctx: {k: v[ctx.replica_id_in_sync_group * share:(ctx.replica_id_in_sync_group + 1) * share]
+                     for k, v in batch.items()})
+    train_step = build_train_step(model, optimizer, cfg.train.clip_norm, strategy)
 
     def step():
         return float(train_step(batch)["loss/total"])
@@ -103,10 +118,16 @@ def main(argv):
 
     cfg = load_flags_config()
     if not FLAGS.internet_ratio:
-        step, trace = prepare(cfg, FLAGS.num_classes)
+        strategy = None
+        if FLAGS.replicas > 1:
+            from internet_tf.training.distribute import make_strategy, split_cpu
+
+            split_cpu(FLAGS.replicas)
+            strategy = make_strategy("mirrored")
+        step, trace = prepare(cfg, FLAGS.num_classes, strategy)
         timed(step, FLAGS.warmup)
         median = statistics.median(timed(step, FLAGS.iters))
-        print(f"{describe(cfg)}: median step {median:.3f} s over {FLAGS.iters} steps, "
+        print(f"{describe(cfg)}, {FLAGS.replicas} replica(s): median step {median:.3f} s over {FLAGS.iters} steps, "
               f"{cfg.train.batch_size / median:.2f} images/s, peak RSS {peak_rss_mib():.0f} MiB "
               f"(first step incl. tracing {trace:.1f} s)")
     else:

@@ -14,8 +14,11 @@ def test_short_training_run_loss_falls(tiny_config, tmp_path):
     trainer.train()
     losses = np.array(trainer.history)
     assert len(losses) == 40 and np.all(np.isfinite(losses))
+    # The total also holds terms that rise at first (head_box, once proposals reach the
+    # objects) or fall slowly (the OT distance), so it gets a looser bound than the
+    # classification terms below.
     first, last = losses[:5].mean(), losses[-5:].mean()
-    assert last < 0.6 * first, (first, last)
+    assert last < 0.75 * first, (first, last)
     assert trainer.step == 40
 
     # TensorBoard, read back with its own event reader: every loss term, lr, gradient
@@ -31,8 +34,12 @@ def test_short_training_run_loss_falls(tiny_config, tmp_path):
     assert expected <= tags, expected - tags
     steps = [e.step for e in events.Tensors("train/loss/total")]
     assert steps == list(range(cfg.train.summary_every, 41, cfg.train.summary_every))
-    total = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("train/loss/total")]
-    assert total[-1] == pytest.approx(losses[-1], rel=1e-5)
+    def series(tag):
+        return np.array([float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)])
+
+    assert series("train/loss/total")[-1] == pytest.approx(losses[-1], rel=1e-5)
+    classification = series("train/loss/rpn_class") + series("train/loss/head_class")
+    assert classification[-3:].mean() < 0.5 * classification[:3].mean(), classification
     coverage = float(tf.make_ndarray(events.Tensors("train/buffer/coverage")[-1].tensor_proto))
     histogram = tf.make_ndarray(events.Tensors("train/buffer/norms")[-1].tensor_proto)  # [bins, 3]
     assert coverage >= 1 and histogram[:, 2].sum() == coverage
