@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from internet_tf.ops.replica import global_sum
+from internet_tf.ops.replica import global_sum, replicas_in_sync
 
 
 class BatchNorm(keras.layers.BatchNormalization):
@@ -32,7 +32,10 @@ class BatchNorm(keras.layers.BatchNormalization):
     def _moments(self, inputs, mask):
         axes = self._reduction_axes
         if mask is None:
-            mean, variance = super()._moments(inputs, None)
+            if replicas_in_sync() > 1:
+                mean, variance = super()._moments(inputs, None)  # Keras' synchronised moments
+            else:  # one replica: Keras' plain (two-pass) moments, cheaper than the sync path
+                mean, variance = keras.ops.moments(inputs, axes)
             count = global_sum(tf.cast(tf.size(inputs) > 0, inputs.dtype))
         else:
             weight = tf.cast(mask, inputs.dtype)[..., None]
