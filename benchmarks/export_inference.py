@@ -33,7 +33,6 @@ import datetime
 import gc
 import json
 import os
-import resource
 import shutil
 import statistics
 import tempfile
@@ -42,6 +41,7 @@ import time
 from absl import app, flags, logging
 
 import internet_tf  # noqa: F401  (quiets TF's C++ logging)
+from common import peak_rss_mib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_string("baseline_config", os.path.join(REPO, "configs", "baseline_r50_fpn_coco.yaml"),
@@ -64,10 +64,6 @@ FLAGS = flags.FLAGS
 
 MODELS = ("baseline", "InterNet")
 TARGET_RATIO = 1.05
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load_configs() -> dict:

@@ -15,13 +15,13 @@ compares 1 and 2.
 """
 from __future__ import annotations
 
-import resource
 import statistics
 import time
 
 from absl import app, flags
 
 import internet_tf  # noqa: F401  (quiets TF's C++ logging)
+from common import peak_rss_mib
 from internet_tf.cli.common import define_config_flags, load_flags_config
 
 define_config_flags(model_dir_required=False)
@@ -40,23 +40,16 @@ FLAGS = flags.FLAGS
 def prepare(cfg, num_classes: int, strategy=None):
     """Builds model + optimizer of ``cfg`` and traces its train step; returns (step, seconds)."""
     from internet_tf.data.synthetic import synthetic_batch
-    from internet_tf.modeling.factory import build_model
-    from internet_tf.training import optim
+    from internet_tf.training.distribute import split_batch
+    from internet_tf.training.optim import build_model_and_optimizer
     from internet_tf.training.step import build_train_step
 
     import tensorflow as tf
 
     strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope():
-        model = build_model(cfg.model, num_classes)
-        model.build_all()
-        optimizer = optim.build_optimizer(cfg.train, 1000)
-        optimizer.build(model.trainable_variables)
+    model, optimizer = build_model_and_optimizer(cfg, num_classes, 1000, strategy)
     batch = synthetic_batch(cfg.train.batch_size, cfg.model.image_size, cfg.data.max_instances, num_classes)
-    share = cfg.train.batch_size // strategy.num_replicas_in_sync
-    batch = strategy.experimental_distribute_values_from_function(
-        lambda ctx: {k: v[ctx.replica_id_in_sync_group * share:(ctx.replica_id_in_sync_group + 1) * share]
-                     for k, v in batch.items()})
+    batch = split_batch(strategy, batch)
     train_step = build_train_step(model, optimizer, cfg.train.clip_norm, strategy)
 
     def step():
@@ -74,10 +67,6 @@ def timed(step, n: int) -> list:
         step()
         times.append(time.perf_counter() - t0)
     return times
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def keras_resnet50_reference(cfg, warmup: int, iters: int) -> float:

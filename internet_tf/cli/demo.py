@@ -12,7 +12,7 @@ from absl import app, flags
 
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config
 from internet_tf.data.coco import DatasetError
-from internet_tf.data.datasets import dataset_paths
+from internet_tf.data.datasets import load_datasets
 from internet_tf.export.predict import predict
 from internet_tf.export.saved_model import export_checkpoint
 from internet_tf.training.run import train_and_evaluate
@@ -36,9 +36,9 @@ def main(argv):
         fail(str(e))
     export_dir = os.path.join(model_dir, "export")
     export_checkpoint(cfg, model_dir, export_dir)
-    val = load_coco_paths(cfg)
+    val = load_datasets(cfg, train=False).val.records[:NUM_PICTURES]
     pictures = os.path.join(model_dir, "predictions")
-    predict(export_dir, val[:NUM_PICTURES], pictures)
+    predict(export_dir, [r["path"] for r in val], pictures)
     minutes = (time.time() - start) / 60
     print(f"\nDemo finished in {minutes:.1f} min. AP50 on the embedded validation split: "
           f"{metrics.get('AP50', float('nan')):.3f}")
@@ -48,16 +48,6 @@ def main(argv):
     print(f"  TensorBoard: tensorboard --logdir {model_dir}")
     print(f"  SavedModel:  {export_dir}")
     print(f"  pictures:    {pictures}/*.png (and one .json of detections per image)")
-
-
-def load_coco_paths(cfg) -> list:
-    """Image paths of the validation split, in file order."""
-    import json
-
-    paths = dataset_paths(cfg)
-    with open(paths["val_annotations"]) as f:
-        images = json.load(f)["images"]
-    return [os.path.join(paths["val_images"], im["file_name"]) for im in images]
 
 
 def run():

@@ -11,7 +11,7 @@ import os
 import keras
 import tensorflow as tf
 
-from internet_tf.modeling.batch_norm import BatchNorm, synchronize
+from internet_tf.modeling.batch_norm import BatchNorm, from_keras
 
 # keras.applications layer names of the last block of each stage.
 _STAGE_OUTPUTS = {
@@ -66,6 +66,7 @@ def _keras_resnet(name: str, image_size: int, weights_path):
         except Exception as e:  # surface the path; Keras' own message can be cryptic
             raise BackboneWeightsError(
                 f"could not load backbone weights for {name} from {weights_path}: {e}") from e
+    base = from_keras(base)  # our BN: statistics over the global batch under a strategy
     outputs = [base.get_layer(n).output for n in _STAGE_OUTPUTS[name]]
     return keras.Model(base.input, outputs, name=name)
 
@@ -112,7 +113,6 @@ class Backbone(keras.layers.Layer):
             self.net = small_resnet(image_size, tuple(small_widths))
         else:
             self.net = _keras_resnet(name, image_size, path)
-            synchronize(self.net)  # its BN statistics span the replicas too
         for layer in self.net.layers:
             stage = _stage_of(layer.name)
             if freeze_at and stage is not None and stage <= freeze_at:

@@ -1,29 +1,33 @@
 """Batch normalisation synchronised across replicas (SPEC §5 "Distribution").
 
-``BatchNorm`` is Keras' BatchNormalization with ``synchronized=True``: under a distribution
-strategy the batch statistics are taken over the *global* batch (sums and counts are
-all-reduced), so N replicas compute what one device computes on the whole batch; with
-one replica it is plain batch norm. Two additions for the intertwiner's RoI sets, which
-can be empty on some or all replicas:
+``BatchNorm`` is Keras' BatchNormalization whose batch statistics are those of the
+*global* batch: each replica's sufficient statistics (count, Σ(x − s), Σ(x − s)², with
+the moving mean as shift s, ``tf.nn.sufficient_statistics``) are summed over the replicas
+in one all-reduce and turned into moments with ``tf.nn.normalize_moments``. So N replicas
+compute what one device computes on the whole batch, and with one replica it is plain
+batch norm. Two additions for the intertwiner's RoI sets, which can be empty on some or
+all replicas:
 
-- a ``mask`` (rows to leave out of the statistics) also works synchronised — Keras only
-  supports it unsynchronised — so a set can carry a masked stand-in row and never be empty;
+- a ``mask`` (rows to leave out of the statistics) works too — Keras only supports it
+  unsynchronised — so a set can carry a masked stand-in row and never be empty;
 - a batch with no (unmasked) rows on any replica leaves the moving averages unchanged
   instead of pulling them towards the zero statistics of nothing.
+
+``from_keras`` turns the BatchNormalization layers of an existing model (a
+keras.applications ResNet) into this layer, so every BN of a detector works alike.
 """
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from internet_tf.ops.replica import global_sum, replicas_in_sync
+from internet_tf.ops.replica import global_sum
 
 
 class BatchNorm(keras.layers.BatchNormalization):
-    """Synchronised batch norm with masks; ignores a globally empty batch."""
+    """Batch norm over the global batch, with masks; ignores a globally empty batch."""
 
     def __init__(self, epsilon: float = 1e-5, **kwargs):
-        kwargs.setdefault("synchronized", True)
         super().__init__(epsilon=epsilon, **kwargs)
 
     def compute_mask(self, inputs, mask=None):
@@ -31,27 +35,30 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     def _moments(self, inputs, mask):
         axes = self._reduction_axes
+        moving_mean = tf.cast(self.moving_mean, inputs.dtype)
+        shift = tf.stop_gradient(moving_mean)
         if mask is None:
-            if replicas_in_sync() > 1:
-                mean, variance = super()._moments(inputs, None)  # Keras' synchronised moments
-            else:  # one replica: Keras' plain (two-pass) moments, cheaper than the sync path
-                mean, variance = keras.ops.moments(inputs, axes)
-            count = global_sum(tf.cast(tf.size(inputs) > 0, inputs.dtype))
+            count, total, squares, _ = tf.nn.sufficient_statistics(inputs, axes, shift=shift)
         else:
             weight = tf.cast(mask, inputs.dtype)[..., None]
-            total, squares, count = global_sum([
-                tf.reduce_sum(inputs * weight, axes), tf.reduce_sum(tf.square(inputs) * weight, axes),
-                tf.reduce_sum(weight)])
-            mean = total / tf.maximum(count, 1.0)
-            variance = tf.maximum(squares / tf.maximum(count, 1.0) - tf.square(mean), 0.0)
+            count = tf.reduce_sum(weight)
+            # weight ∈ {0, 1}: Σ((x − s)·w)² = Σ w·(x − s)².
+            _, total, squares, _ = tf.nn.sufficient_statistics((inputs - shift) * weight, axes)
+        count, total, squares = global_sum([tf.cast(count, inputs.dtype), total, squares])
+        mean, variance = tf.nn.normalize_moments(tf.maximum(count, 1.0), total, squares, shift)
         seen = count > 0
-        return (tf.where(seen, mean, tf.cast(self.moving_mean, mean.dtype)),
-                tf.where(seen, variance, tf.cast(self.moving_variance, variance.dtype)))
+        return (tf.where(seen, mean, moving_mean),
+                tf.where(seen, tf.maximum(variance, 0.0), tf.cast(self.moving_variance, inputs.dtype)))
 
 
-def synchronize(model: keras.Model) -> None:
-    """Makes every BatchNormalization of an existing model (e.g. a keras.applications
-    ResNet) synchronised across replicas; Keras reads the flag at call time."""
-    for layer in model.layers:
+def from_keras(model: keras.Model) -> keras.Model:
+    """A copy of ``model``, weights included, whose BatchNormalization layers are
+    ``BatchNorm`` with the same configuration."""
+    def clone(layer):
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = True
+            return BatchNorm.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

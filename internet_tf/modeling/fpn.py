@@ -7,6 +7,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from internet_tf.modeling.tracking import track
+
 
 class FPN(keras.layers.Layer):
     """{2..5: C_l} -> {2..6: P_l}, each with ``channels`` channels."""
@@ -19,9 +21,7 @@ class FPN(keras.layers.Layer):
                         for l in (2, 3, 4, 5)]
         self.output_conv = [keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=init,
                                                 name=f"output_p{l}") for l in (2, 3, 4, 5)]
-        # tf.train.Checkpoint tracks layers held by attributes, not those inside lists.
-        for layer in self.lateral + self.output_conv:
-            setattr(self, layer.name, layer)
+        track(self, self.lateral + self.output_conv)
         self.p6 = keras.layers.MaxPooling2D(pool_size=1, strides=2, name="p6_pool")
 
     def call(self, feats):

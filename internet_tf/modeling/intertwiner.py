@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from internet_tf.modeling.batch_norm import BatchNorm
+from internet_tf.modeling.tracking import track
 from internet_tf.ops.replica import global_mean
 
 LEVELS = (2, 3, 4, 5)
@@ -43,25 +44,29 @@ def _conv_bn_relu(filters, kernel, stride, padding, name):
             keras.layers.ReLU(name=name + "_relu")]
 
 
-def _run(layers, x, training, out_shape):
-    """Applies conv/BN/ReLU ``layers`` to a set of RoIs ``x`` [N, ...] that may be empty.
+def _run(layers, x, training, out_shape, may_be_empty: bool = True):
+    """Applies conv/BN/ReLU ``layers`` to a set of RoIs ``x`` [N, ...].
 
-    A masked all-zero stand-in row is appended, so the layers never see an empty batch
-    (TF's CPU Conv2D mis-shapes one) and every replica joins the synchronised BatchNorm's
-    all-reduce even when its own set is empty; the mask keeps the row out of the batch
-    statistics (``BatchNorm`` leaves its moving averages alone if no replica has a row),
-    and the row is dropped from the output.
+    A set that ``may_be_empty`` gets a masked all-zero stand-in row, so the layers never
+    see an empty batch (TF's CPU Conv2D mis-shapes one) and every replica joins the
+    synchronised BatchNorm's all-reduce even when its own set is empty; the mask keeps the
+    row out of the batch statistics (``BatchNorm`` leaves its moving averages alone if no
+    replica has a row), and the row is dropped from the output. Sets that are never empty
+    (all RoIs of the batch) skip that copy.
     """
     n = tf.shape(x)[0]
-    y = tf.concat([x, tf.zeros(tf.concat([[1], tf.shape(x)[1:]], 0), x.dtype)], 0)
-    real = tf.range(n + 1) < n
+    y, real = x, None
+    if may_be_empty:
+        y = tf.concat([x, tf.zeros(tf.concat([[1], tf.shape(x)[1:]], 0), x.dtype)], 0)
+        real = tf.range(n + 1) < n
     for layer in layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            mask = tf.broadcast_to(real[:, None, None], tf.shape(y)[:3])
-            y = layer(y, training=training, mask=mask)
-        else:
+        if not isinstance(layer, keras.layers.BatchNormalization):
             y = layer(y)
-    return tf.ensure_shape(y[:n], [None] + list(out_shape))
+        elif real is None:
+            y = layer(y, training=training)
+        else:
+            y = layer(y, training=training, mask=tf.broadcast_to(real[:, None, None], tf.shape(y)[:3]))
+    return tf.ensure_shape(y[:n] if may_be_empty else y, [None] + list(out_shape))
 
 
 class MakeUp(keras.layers.Layer):
@@ -73,17 +78,14 @@ class MakeUp(keras.layers.Layer):
         count = 1 if shared else len(LEVELS)
         self.units = [_conv_bn_relu(channels, 3, 1, "same", f"level{LEVELS[i]}" if not shared else "shared")
                       for i in range(count)]
-        # tf.train.Checkpoint only tracks layers held by attributes, not inside lists.
-        for unit in self.units:
-            for layer in unit:
-                setattr(self, layer.name, layer)
+        track(self, [layer for unit in self.units for layer in unit])
 
     def call(self, roi_features, levels, training=False):
         shape = tf.shape(roi_features)
         s, c = roi_features.shape[2], roi_features.shape[4]
         flat = tf.reshape(roi_features, [-1, s, s, c])
         if self.shared:
-            out = _run(self.units[0], flat, training, flat.shape[1:])
+            out = _run(self.units[0], flat, training, flat.shape[1:], may_be_empty=False)
         else:
             flat_levels = tf.reshape(levels, [-1])
             positions, parts = [], []
@@ -103,18 +105,17 @@ class Critic(keras.layers.Layer):
         self.dim = dim
         self.reduce = _conv_bn_relu(hidden, 3, 2, "same", "reduce")
         self.embed = _conv_bn_relu(dim, 7, 1, "valid", "embed")
-        for layer in self.reduce + self.embed:  # attributes, so checkpoints track them
-            setattr(self, layer.name, layer)
+        track(self, self.reduce + self.embed)
 
-    def call(self, x, training=False):
-        x = _run(self.reduce + self.embed, x, training, [1, 1, self.dim])  # 14×14 -> 1×1
+    def call(self, x, training=False, may_be_empty=True):
+        x = _run(self.reduce + self.embed, x, training, [1, 1, self.dim], may_be_empty)  # 14×14 -> 1×1
         return tf.sigmoid(tf.reshape(x, [-1, self.dim]))
 
     def on_rois(self, roi_features, training=False):
         """[B, R, S, S, C] -> [B, R, D]."""
         shape = tf.shape(roi_features)
         s, c = roi_features.shape[2], roi_features.shape[4]
-        out = self(tf.reshape(roi_features, [-1, s, s, c]), training=training)
+        out = self(tf.reshape(roi_features, [-1, s, s, c]), training=training, may_be_empty=False)
         return tf.reshape(out, [shape[0], shape[1], self.dim])
 
 

@@ -18,8 +18,9 @@ import keras
 import tensorflow as tf
 
 from internet_tf.modeling.batch_norm import BatchNorm
-from internet_tf.ops.replica import global_mean
 from internet_tf.modeling.sinkhorn import biased_sinkhorn_divergence, cosine_cost, sinkhorn
+from internet_tf.modeling.tracking import track
+from internet_tf.ops.replica import global_mean
 
 ALIGNMENT_KINDS = ("ot", "ot_biased", "l2", "kl")
 SOURCES = ("generator", "bilinear")
@@ -151,11 +152,7 @@ class OTModule(keras.layers.Layer):
                        for l in self.levels] if source == "generator" else [])
         critics = ([OTCritic(channels, pool_size, name=f"critic_p{l}") for l in self.levels]
                    if kind != "none" else [])
-        # tf.train.Checkpoint (Keras 3.15 / TF 2.21) does not track layers held only in Python
-        # lists or dicts (Keras' TrackedList is not a TF Trackable), so every sub-layer is
-        # also a named attribute; the lists (``levels`` order) are for indexing only.
-        for layer in generators + critics:
-            setattr(self, layer.name, layer)
+        track(self, generators + critics)  # lists in ``levels`` order, for indexing
         self.generators, self.critics = generators, critics
 
     def upsampled(self, pyramid, training=None):

@@ -74,15 +74,22 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy(devices, cross_device_ops=ops)
 
 
+def split_batch(strategy: tf.distribute.Strategy, batch):
+    """A global batch (a nest of tensors, examples first) cut into equal per-replica slices
+    in replica order — the split ``data.datasets.distributed_train_dataset`` gives."""
+    share = tf.nest.flatten(batch)[0].shape[0] // strategy.num_replicas_in_sync
+
+    def slice_for(context):
+        first = context.replica_id_in_sync_group * share
+        return tf.nest.map_structure(lambda value: value[first:first + share], batch)
+
+    return strategy.experimental_distribute_values_from_function(slice_for)
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """True in a single process and on worker 0 (or the ``chief`` task) of a cluster."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    if task_type == "chief":
-        return True
-    return task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    """True in a single process and on the chief (worker 0, or the ``chief`` task) of a
+    cluster: TF's own answer, ``strategy.extended.should_checkpoint``."""
+    return strategy.extended.should_checkpoint
 
 
 def worker_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:

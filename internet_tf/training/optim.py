@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 
-from internet_tf.config import TrainConfig
+from internet_tf.config import Config, TrainConfig
+from internet_tf.modeling.factory import build_model
 
 # Keras variable names (not paths) that never take weight decay: biases and BatchNorm.
 NO_DECAY_NAMES = ("bias", "gamma", "beta")
@@ -72,3 +74,15 @@ def build_optimizer(cfg: TrainConfig, num_train_images: int) -> keras.optimizers
     if cfg.weight_decay > 0:
         opt.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
     return opt
+
+
+def build_model_and_optimizer(cfg: Config, num_classes: int, num_train_images: int, strategy=None):
+    """``cfg.model``'s model with every variable created, and its optimizer with its slots,
+    both inside ``strategy``'s scope (distributed variables; Keras' momentum slots must
+    exist before the first distributed step)."""
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = build_model(cfg.model, num_classes)
+        model.build_all()
+        optimizer = build_optimizer(cfg.train, num_train_images)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer

@@ -48,7 +48,8 @@ def replica_gradients(model, batch, clip_norm):
 
 def build_train_step(model, optimizer, clip_norm, strategy=None, compiled: bool = True):
     """A ``tf.function`` (or, with ``compiled=False``, the same function run eagerly — one
-    replica only) running one step on every replica; returns the step's scalars.
+    replica only) running one step on every replica; returns the step's scalars and
+    ``lr``, the learning rate after the step (the schedule's value at the new step count).
 
     The apply is conditioned on ``finite`` in cross-replica context: a ``tf.cond`` may not
     hold the optimizer's cross-replica merge inside a replica function.
@@ -68,6 +69,8 @@ def build_train_step(model, optimizer, clip_norm, strategy=None, compiled: bool 
             return tf.constant(True)
 
         tf.cond(local["finite"], update, lambda: tf.constant(False))
-        return {k: v for k, v in local.items() if k != "finite"}
+        out = {k: v for k, v in local.items() if k != "finite"}
+        out["lr"] = tf.cast(optimizer.learning_rate, tf.float32)
+        return out
 
     return tf.function(step) if compiled else step

@@ -19,7 +19,6 @@ from absl import logging
 
 from internet_tf.config import Config
 from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, load_datasets, write_label_map
-from internet_tf.modeling.factory import build_model
 from internet_tf.training import distribute, optim
 from internet_tf.training.step import build_train_step
 
@@ -40,11 +39,8 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.num_train_images = len(self.data.train)
         self.total_steps = optim.total_steps(cfg.train, self.num_train_images)
-        with self.strategy.scope():
-            self.model = build_model(cfg.model, self.data.num_classes)
-            self.model.build_all()
-            self.optimizer = optim.build_optimizer(cfg.train, self.num_train_images)
-            self.optimizer.build(self.model.trainable_variables)
+        self.model, self.optimizer = optim.build_model_and_optimizer(
+            cfg, self.data.num_classes, self.num_train_images, self.strategy)
         self.is_chief = distribute.is_chief(self.strategy)
         # Every worker saves (distributed variables may need all of them); only the chief
         # into model_dir, the others into a scratch folder removed after training.
@@ -52,8 +48,6 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(distribute.worker_dir(model_dir, self.strategy), "checkpoints"),
             max_to_keep=cfg.train.keep_checkpoints)
-        self.chief_manager = self.manager if self.is_chief else tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=None)
         if self.is_chief:
             self._write_config()
             write_label_map(model_dir, self.data)
@@ -71,7 +65,7 @@ class Trainer:
 
     def restore(self) -> int:
         """Restores the chief's latest checkpoint if there is one; returns the step."""
-        latest = self.chief_manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Restored %s (step %d)", latest, self.step)
@@ -118,12 +112,10 @@ class Trainer:
                     f"({', '.join(f'{k}={values[k]}' for k in bad)}). The last good checkpoint "
                     f"{self.manager.latest_checkpoint} is kept.")
             n_window += 1
-            lr = float(self.optimizer.learning_rate)  # the schedule's value at this step
-            progbar.update(step, [("loss", values["loss/total"]), ("lr", lr)])
+            progbar.update(step, [("loss", values["loss/total"]), ("lr", values["lr"])])
             if step % cfg.train.summary_every == 0 or step == self.total_steps:
                 elapsed = time.time() - t_window
                 values["images_per_second"] = n_window * cfg.train.batch_size / max(elapsed, 1e-9)
-                values["lr"] = lr
                 with writer.as_default(step=step):
                     for k, v in values.items():
                         tf.summary.scalar(("train/" + k), v)

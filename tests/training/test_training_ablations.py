@@ -9,7 +9,6 @@ import pytest
 
 from internet_tf.config import load_config
 from internet_tf.data.synthetic import synthetic_batch
-from internet_tf.modeling.factory import build_model
 from internet_tf.training import optim
 from internet_tf.training.step import build_train_step
 
@@ -34,10 +33,7 @@ def test_every_table_row_has_a_config():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_config_trains_two_steps_without_nan(path):
     cfg = load_config(path, TINY)
-    model = build_model(cfg.model, num_classes=3)
-    model.build_all()
-    optimizer = optim.build_optimizer(cfg.train, 100)
-    optimizer.build(model.trainable_variables)
+    model, optimizer = optim.build_model_and_optimizer(cfg, 3, 100)
     # The ablation rows run the same step eagerly: tracing this graph takes ~20 s on 2
     # cores, and the shipped top-level configs already cover the compiled path.
     eager = os.path.dirname(path).endswith("ablations")
