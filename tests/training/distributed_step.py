@@ -11,17 +11,20 @@ import sys
 
 import numpy as np
 
-from internet_tf.training.distribute import make_strategy, split_cpu
+from internet_tf.training.distribute import make_strategy, split_batch, split_cpu
 
 split_cpu(2)
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# Deterministic kernels: this untrained net's gradients otherwise vary by up to ~1e-3 from
+# run to run of the *same* single-device step (thread-order dependent float sums).
+tf.config.experimental.enable_op_determinism()
+
 from internet_tf.config import load_config  # noqa: E402
 from internet_tf.data.synthetic import synthetic_batch  # noqa: E402
-from internet_tf.modeling.factory import build_model  # noqa: E402
-from internet_tf.training import optim  # noqa: E402
+from internet_tf.training.optim import build_model_and_optimizer  # noqa: E402
 from internet_tf.training.step import build_train_step  # noqa: E402
 
 from tiny_internet import OVERRIDES as TINY, SIZE  # noqa: E402
@@ -35,30 +38,18 @@ OVERRIDES = TINY + [
 ]
 
 
-def build(cfg, strategy):
-    with strategy.scope():
-        model = build_model(cfg.model, CLASSES)
-        model.build_all()
-        optimizer = optim.build_optimizer(cfg.train, 1000)
-        optimizer.build(model.trainable_variables)
-    return model, optimizer
-
-
 def main(steps: int, overrides):
     cfg = load_config("configs/demo.yaml", OVERRIDES + overrides)
     keras.utils.set_random_seed(0)
-    single, single_opt = build(cfg, tf.distribute.get_strategy())
+    single, single_opt = build_model_and_optimizer(cfg, CLASSES, 1000)
     mirrored = make_strategy("mirrored")
     assert mirrored.num_replicas_in_sync == 2, mirrored.extended.worker_devices
-    multi, multi_opt = build(cfg, mirrored)
+    multi, multi_opt = build_model_and_optimizer(cfg, CLASSES, 1000, mirrored)
     multi.set_weights(single.get_weights())
     start = [v.numpy() for v in single.weights]
 
     batch = synthetic_batch(GLOBAL_BATCH, SIZE, MAX_GT, CLASSES, boxes_per_image=3, seed=1)
-    half = GLOBAL_BATCH // 2
-    per_replica = mirrored.experimental_distribute_values_from_function(
-        lambda ctx: {k: v[ctx.replica_id_in_sync_group * half:(ctx.replica_id_in_sync_group + 1) * half]
-                     for k, v in batch.items()})
+    per_replica = split_batch(mirrored, batch)
     one = build_train_step(single, single_opt, cfg.train.clip_norm)
     two = build_train_step(multi, multi_opt, cfg.train.clip_norm, mirrored)
     logs = []
