@@ -16,7 +16,8 @@ from tiny_internet import OVERRIDES, embedded_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 14
-RUN = [f"train.steps={STEPS}", "train.checkpoint_every=1", "train.keep_checkpoints=2",
+KEEP = 2
+RUN = [f"train.steps={STEPS}", "train.checkpoint_every=1", f"train.keep_checkpoints={KEEP}",
        "train.evaluate_at_end=false"]
 
 
@@ -49,10 +50,15 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
-    # Every checkpoint the index names is complete and readable.
+    # The checkpoints the index keeps are complete and readable. CheckpointManager records a
+    # new checkpoint *before* sweeping the oldest one beyond keep_checkpoints and records
+    # again after, so a kill in between leaves that oldest one listed (oldest first) while
+    # its files are being deleted; it is never the latest, and a rerun's sweep finishes it.
     state = tf.train.get_checkpoint_state(ckpt_dir)
     assert state is not None and state.all_model_checkpoint_paths
-    for path in state.all_model_checkpoint_paths:
+    assert len(state.all_model_checkpoint_paths) <= KEEP + 1
+    assert state.all_model_checkpoint_paths[-1] == state.model_checkpoint_path
+    for path in state.all_model_checkpoint_paths[-KEEP:]:
         reader = tf.train.load_checkpoint(path)
         for key in reader.get_variable_to_shape_map():
             assert reader.get_tensor(key) is not None
