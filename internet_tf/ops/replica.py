@@ -29,7 +29,12 @@ def global_all_gather(value, axis: int = 0):
     return value
 
 
+def global_count(count, minimum: float = 1.0, dtype=tf.float32):
+    """``Σ count`` over all replicas, at least ``minimum``, without gradient: the
+    normaliser of a global mean (one all-reduce; reuse it for terms sharing a count)."""
+    return tf.maximum(global_sum(tf.stop_gradient(tf.cast(count, dtype))), minimum)
+
+
 def global_mean(total, count, minimum: float = 1.0):
     """This replica's share of ``Σ total / Σ count`` over all replicas (count ≥ ``minimum``)."""
-    count = global_sum(tf.stop_gradient(tf.cast(count, total.dtype)))
-    return total / tf.maximum(count, minimum)
+    return total / global_count(count, minimum, total.dtype)

@@ -64,13 +64,27 @@ class StepDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps, "warmup_start": self.warmup_start}
 
 
-def build_optimizer(cfg: TrainConfig, num_train_images: int) -> keras.optimizers.SGD:
-    """SGD + schedule; weight decay excludes biases and BatchNorm. Clipping is the trainer's
-    (it needs the global norm for TensorBoard anyway)."""
+class SGD(keras.optimizers.SGD):
+    """Keras SGD for gradients that arrive already summed over the replicas: the train step
+    all-reduces them itself, before the global-norm clip (``training/step.py``), so Keras'
+    second all-reduce of every gradient is skipped. Each replica then applies the same
+    global gradient to its copy of the variables. Outside a strategy nothing changes."""
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+def build_optimizer(cfg: TrainConfig, num_train_images: int) -> SGD:
+    """SGD + schedule; weight decay excludes biases and BatchNorm. Clipping is the train
+    step's (after its all-reduce, on the global gradient; it logs the norm too)."""
+    if (tf.distribute.get_strategy().num_replicas_in_sync > 1
+            and not hasattr(keras.optimizers.SGD, "_all_reduce_sum_gradients")):
+        raise RuntimeError(f"Keras {keras.__version__}'s optimizer has no _all_reduce_sum_gradients "
+                           "hook; optim.SGD would let it sum the all-reduced gradients again")
     schedule = StepDecayWithWarmup(learning_rate(cfg), drop_steps(cfg, num_train_images),
                                    cfg.lr_drop_factor, cfg.warmup_steps)
-    opt = keras.optimizers.SGD(learning_rate=schedule, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay if cfg.weight_decay > 0 else None)
+    opt = SGD(learning_rate=schedule, momentum=cfg.momentum,
+              weight_decay=cfg.weight_decay if cfg.weight_decay > 0 else None)
     if cfg.weight_decay > 0:
         opt.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
     return opt

@@ -1,11 +1,12 @@
 """One optimisation step of Eq. 5's total loss, shared by the trainer and the benchmarks.
 
 Under a distribution strategy each replica takes its slice of the global batch; the loss
-terms are normalised over the global batch (``ops.replica.global_mean``), so the replicas'
+terms are normalised over the global batch (``ops.replica.global_count``), so the replicas'
 gradients *sum* to the single-device gradient of the whole batch. They are all-reduced
-before clipping at a global norm (SPEC §5: 5.0), so every replica clips the same global
-gradient. A step whose loss or gradient is not finite changes nothing — no weight, no
-optimizer slot, no step counter — and the trainer then stops naming the loss term.
+once, before clipping at a global norm (SPEC §5: 5.0), so every replica clips the same
+global gradient; the optimizer (``optim.SGD``) applies them without reducing again. A step
+whose loss or gradient is not finite changes nothing — no weight, no optimizer slot, no
+step counter — and the trainer then stops naming the loss term.
 """
 from __future__ import annotations
 
@@ -34,8 +35,6 @@ def replica_gradients(model, batch, clip_norm):
     grad_norm = tf.linalg.global_norm(grads)
     if clip_norm:
         grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
-    # Keras' apply_gradients sums gradients over replicas once more: hand it 1/n each.
-    grads = [g / n for g in grads] if n > 1 else grads
     out = {"loss/" + k: v for k, v in losses.items()}
     out["loss/total"] = total
     out["grad_norm"] = grad_norm
