@@ -64,7 +64,9 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
             assert reader.get_tensor(key) is not None
     latest = state.model_checkpoint_path
     killed_at = int(latest.rsplit("-", 1)[1])
-    assert 4 <= killed_at < STEPS
+    # ckpt-4's files appear before the index records it, so the kill can land in between:
+    # then ckpt-3 (whose save, record included, finished before ckpt-4's began) is the latest.
+    assert 3 <= killed_at < STEPS
 
     # The rerun's Trainer restores exactly that state: step, class buffer, optimizer slots.
     keys = tf.train.load_checkpoint(latest).get_variable_to_shape_map()
