@@ -39,6 +39,8 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.num_train_images = len(self.data.train)
         self.total_steps = optim.total_steps(cfg.train, self.num_train_images)
+        # ``seed`` fixes the weight initialisation too (every worker draws the same values).
+        keras.utils.set_random_seed(cfg.seed)
         self.model, self.optimizer = optim.build_model_and_optimizer(
             cfg, self.data.num_classes, self.num_train_images, self.strategy)
         self.is_chief = distribute.is_chief(self.strategy)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -27,6 +28,7 @@ NAMES = ["background", "lamp", "cup", "book"]
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     cfg = load_config(None, TINY)
+    keras.utils.set_random_seed(3)
     model = build_model(cfg.model, 3)
     model.build_all()
     out = str(tmp_path_factory.mktemp("export") / "saved")

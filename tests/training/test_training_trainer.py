@@ -108,3 +108,17 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tiny_config, tmp_path):
     assert all(np.all(np.isfinite(v.numpy())) for v in trainer.model.variables)
     resumed = Trainer(tiny_config("train.steps=10"), model_dir)
     assert resumed.restore() == 4
+
+
+def test_seed_fixes_the_initial_weights(tiny_config, tmp_path):
+    def initial(seed, name):
+        trainer = Trainer(tiny_config(f"seed={seed}"), str(tmp_path / name))
+        weights = _weights(trainer.model)
+        assert weights, "the model is built before training"
+        tf.random.uniform([3])  # consume global RNG state between the two builds
+        return weights
+
+    a, b, c = initial(1, "a"), initial(1, "b"), initial(2, "c")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert any(x.size > 1 and not np.array_equal(x, z) for x, z in zip(a, c))
