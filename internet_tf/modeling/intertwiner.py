@@ -60,13 +60,12 @@ def _run(layers, x, training, out_shape, may_be_empty: bool = True):
         y = tf.concat([x, tf.zeros(tf.concat([[1], tf.shape(x)[1:]], 0), x.dtype)], 0)
         real = tf.range(n + 1) < n
     for layer in layers:
-        if not isinstance(layer, keras.layers.BatchNormalization):
-            y = layer(y)
-        elif real is None:
-            y = layer(y, training=training)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            mask = None if real is None else tf.broadcast_to(real[:, None, None], tf.shape(y)[:3])
+            y = layer(y, training=training, mask=mask)
         else:
-            y = layer(y, training=training, mask=tf.broadcast_to(real[:, None, None], tf.shape(y)[:3]))
-    return tf.ensure_shape(y[:n] if may_be_empty else y, [None] + list(out_shape))
+            y = layer(y)
+    return tf.ensure_shape(y if real is None else y[:n], [None] + list(out_shape))
 
 
 class MakeUp(keras.layers.Layer):
