@@ -137,6 +137,18 @@ class Detector(keras.Model):
                       score_threshold=head.score_threshold, nms_iou=head.nms_iou,
                       max_detections=head.max_detections, rois_valid=valid)
 
+    def predictor_features(self, images, rois):
+        """Inference-mode features fed to the classifier and box regressor for given RoIs.
+
+        ``images`` [B, S, S, 3] (0..255, padded), ``rois`` [B, R, 4] yxyx in input pixels ->
+        [B, R, D]. Used by the mechanism check (paper Fig. 1) to compare small- and
+        large-object features of one class.
+        """
+        pyramid = self.pyramid(images, training=False)
+        levels, roi_feats = self.roi_features(pyramid, rois)
+        head_feats, _ = self.head_features(roi_feats, levels, training=False, for_loss=False)
+        return head_feats
+
     def call(self, images, training=False):
         b = tf.shape(images)[0]
         s = float(self.image_size)
