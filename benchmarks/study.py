@@ -1,0 +1,325 @@
+"""Study runner: trains named config variants × seeds at an equal step budget and writes
+``OUT/study.md`` (mean ± std table), ``OUT/study.png`` (bar chart) and ``OUT/study.json``
+(raw per-seed metrics). Run from the repository root:
+
+    python benchmarks/study.py --study configs/studies/demo_causes.yaml
+    python benchmarks/study.py --study configs/studies/demo_causes.yaml --seeds 0 \\
+        --variants baseline,internet_default --override train.steps=300 --out runs/quick
+    python benchmarks/study.py --study configs/studies/demo_causes.yaml --report_only
+
+A study file (see ``configs/studies/``) has ``seeds``, ``variants`` (name -> ``{config:
+FILE relative to the repository root, overrides: [key=value, ...]}``), optional
+``overrides`` for every variant and ``reference`` (default: the first variant). Overrides
+apply in the order file, variant, ``--override``, then ``seed=S``.
+
+Each run is ``internet_tf.cli.train`` in its own subprocess into ``OUT/<variant>/seed<S>``.
+A run is reused when ``eval/metrics.json`` exists and its latest checkpoint is at
+``train.steps`` (any checkpoint when the budget is in epochs); rerunning resumes an
+interrupted one. A run dir whose saved ``config.yaml`` differs from the config the study
+would use is an error, or with ``--rerun_changed`` is moved aside and retrained. A crashed
+run leaves ``study_error.txt`` and the study goes on (exit code 1 at the end; 2 for a bad
+study file, flag or config).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+import yaml
+from absl import app, flags
+
+from internet_tf.config import ConfigError, load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+FLAGS = flags.FLAGS
+
+
+class StudyError(ValueError):
+    """A problem with the study file, the flags or an existing run dir."""
+
+
+def load_study(path: str) -> dict:
+    """Reads and checks the study file's structure (the configs are loaded by ``resolve``)."""
+    where = f"study file {path}"
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as e:
+        raise StudyError(f"cannot read {where}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise StudyError(f"{where} is not valid YAML: {e}") from e
+    _check(data, ("seeds", "overrides", "variants", "reference"), ("seeds", "variants"), where)
+    seeds, variants = data["seeds"], data["variants"]
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+        raise StudyError(f"{where}: 'seeds' must be a list of integers, got {seeds!r}")
+    if not isinstance(variants, dict) or not variants:
+        raise StudyError(f"{where}: 'variants' must map names to {{config: FILE, overrides: [...]}}")
+    for name, spec in variants.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)):
+            raise StudyError(f"{where}: variant name '{name}' may hold only letters, digits, '_', '-', '.'")
+        _check(spec, ("config", "overrides"), ("config",), f"{where}: variant '{name}'")
+    reference = data.get("reference", next(iter(variants)))
+    if reference not in variants:
+        raise StudyError(f"{where}: reference '{reference}' is not one of the variants")
+    return {"seeds": seeds, "overrides": data.get("overrides", []), "reference": reference,
+            "variants": {str(n): {"config": str(v["config"]), "overrides": v.get("overrides", [])}
+                         for n, v in variants.items()}}
+
+
+def _check(mapping, known: tuple, required: tuple, where: str):
+    if not isinstance(mapping, dict):
+        raise StudyError(f"{where} must be a mapping, got {mapping!r}")
+    for key in mapping:
+        if key not in known:
+            raise StudyError(f"{where}: unknown key '{key}' (known keys: {', '.join(known)})")
+    for key in required:
+        if key not in mapping:
+            raise StudyError(f"{where}: missing key '{key}'")
+    overrides = mapping.get("overrides", [])
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise StudyError(f"{where}: 'overrides' must be a list of key=value strings, got {overrides!r}")
+
+
+def resolve(study: dict, seeds=None, overrides=(), only=None) -> dict:
+    """Loads every variant's config per seed before anything trains. Returns
+    ``{variant: {"config", "overrides", "configs": {seed: config dict}}}`` in file order."""
+    names = list(study["variants"])
+    for name in only or []:
+        if name not in names:
+            raise StudyError(f"--variants: unknown variant '{name}' (study has: {', '.join(names)})")
+    plan = {}
+    for name in [n for n in names if not only or n in only]:
+        spec = study["variants"][name]
+        path = spec["config"] if os.path.isabs(spec["config"]) else os.path.join(ROOT, spec["config"])
+        over = study["overrides"] + spec["overrides"] + list(overrides)
+        try:
+            configs = {s: load_config(path, over + [f"seed={s}"]).to_dict() for s in seeds or study["seeds"]}
+        except ConfigError as e:
+            raise StudyError(f"variant '{name}' ({spec['config']}): config error: {e}") from e
+        plan[name] = {"config": path, "overrides": over, "configs": configs}
+    return plan
+
+
+def config_diff(saved, wanted, prefix: str = ""):
+    """The first dotted key where two config dicts differ, or None when equal."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        for key in list(wanted) + [k for k in saved if k not in wanted]:
+            if key not in saved or key not in wanted:
+                return prefix + str(key)
+            diff = config_diff(saved[key], wanted[key], f"{prefix}{key}.")
+            if diff:
+                return diff
+        return None
+    return None if saved == wanted else prefix.rstrip(".")
+
+
+def checkpoint_step(run_dir: str):
+    """Step of the latest checkpoint named in ``checkpoints/checkpoint`` (None if none)."""
+    try:
+        with open(os.path.join(run_dir, "checkpoints", "checkpoint")) as f:
+            match = re.search(r'^model_checkpoint_path: ".*-(\d+)"', f.read(), re.M)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+def is_finished(run_dir: str, cfg: dict) -> bool:
+    step, steps = checkpoint_step(run_dir), cfg["train"]["steps"]
+    return (os.path.exists(os.path.join(run_dir, "eval", "metrics.json")) and step is not None
+            and (steps is None or step == steps))
+
+
+def check_config(run_dir: str, cfg: dict, where: str, rerun_changed: bool = False):
+    """Refuses a run dir trained with another config, or moves it aside (``rerun_changed``)."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        diff = config_diff(yaml.safe_load(f), yaml.safe_load(yaml.safe_dump(cfg)))
+    if diff is None:
+        return
+    if not rerun_changed:
+        raise StudyError(f"{where}: {run_dir} was trained with another config (first difference: "
+                         f"'{diff}'); use --rerun_changed to move it aside and retrain, or another --out")
+    stale = f"{run_dir}.stale-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.replace(run_dir, stale)
+    print(f"{where}: config changed at '{diff}'; moved the old run to {stale}")
+
+
+def train(run_dir: str, config: str, overrides: list) -> str | None:
+    """Trains one run in a fresh subprocess; returns None, or the error (stderr tail)."""
+    cmd = [sys.executable, "-m", "internet_tf.cli.train", "--config", config, "--model_dir", run_dir]
+    for o in overrides:
+        cmd += ["--override", o]
+    tail = collections.deque(maxlen=60)
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            tail.append(line)
+    if proc.returncode:
+        return f"exit code {proc.returncode}\n" + "".join(tail)
+    return None
+
+
+def aggregate(runs: dict) -> dict:
+    """``{variant: [run records]}`` -> ``{variant: {"n", "mean", "std", "values", "notes"}}``
+    in percent; runs without metrics are excluded and named in ``notes``; COCOeval's -1 (no
+    ground truth of that size) is left out (mean NaN when no run has the metric)."""
+    out = {}
+    for name, records in runs.items():
+        ok = [r["metrics"] for r in records if r.get("metrics")]
+        values = {k: [100 * m[k] for m in ok if m[k] >= 0] for k in KEYS}
+        out[name] = {"n": len(ok), "values": values,
+                     "mean": {k: statistics.mean(v) if v else math.nan for k, v in values.items()},
+                     "std": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()},
+                     "notes": [f"seed {r['seed']} {r['status']}" for r in records if not r.get("metrics")]}
+    return out
+
+
+def format_table(summary: dict, reference: str, note: str = "") -> str:
+    """The markdown table (percent, mean ± sample std), ``note``, then the differences of the
+    mean AP and APs to ``reference``."""
+    lines = ["| variant | n | " + " | ".join(KEYS) + " |", "|---|---|" + "---|" * len(KEYS)]
+    for name, s in summary.items():
+        n = str(s["n"]) + (f" ({', '.join(s['notes'])})" if s["notes"] else "")
+        cells = [f"{s['mean'][k]:.1f} ± {s['std'][k]:.1f}" if s["values"][k] else "—" for k in KEYS]
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    lines += ["", note] if note else []
+    lines += ["", f"difference to {reference} (mean, points):", "",
+              "| variant | ΔAP | ΔAPs |", "|---|---|---|"]
+    for name, s in summary.items():
+        if name != reference:
+            ref = summary[reference]
+            cells = [f"{s['mean'][k] - ref['mean'][k]:+.1f}" if s["values"][k] and ref["values"][k] else "—"
+                     for k in ("AP", "APs")]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_atomic(path: str, text: str):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def bar_chart(summary: dict, path: str, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(min(16, max(8, 0.5 * len(KEYS) * len(summary))), 4))
+    width = 0.8 / len(summary)
+    for i, (name, s) in enumerate(summary.items()):
+        xs = [j + (i - (len(summary) - 1) / 2) * width for j in range(len(KEYS))]
+        ax.bar(xs, [s["mean"][k] for k in KEYS], width, yerr=[s["std"][k] for k in KEYS], capsize=3,
+               label=f"{name} (n={s['n']})")
+    ax.set_xticks(range(len(KEYS)), KEYS)
+    ax.set_ylabel("COCO metric (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path + ".tmp", format="png", dpi=120)
+    plt.close(fig)
+    os.replace(path + ".tmp", path)
+
+
+def run_one(run_dir: str, variant: dict, seed: int, report_only: bool) -> str:
+    """Reuses, trains (recording a crash in study_error.txt) or, with ``report_only``, only
+    inspects one run; returns its status: reused, trained, failed or missing."""
+    cfg, error_path = variant["configs"][seed], os.path.join(run_dir, "study_error.txt")
+    if is_finished(run_dir, cfg):
+        print(f"reused {run_dir} (finished at step {checkpoint_step(run_dir)})")
+        return "reused"
+    if report_only:
+        return "failed" if os.path.exists(error_path) else "missing"
+    print(f"training {run_dir}", flush=True)
+    if os.path.exists(error_path):
+        os.remove(error_path)
+    error = train(run_dir, variant["config"], variant["overrides"] + [f"seed={seed}"])
+    if error is None and not is_finished(run_dir, cfg):
+        error = "training ended without eval/metrics.json at the final step"
+    if error is None:
+        return "trained"
+    os.makedirs(run_dir, exist_ok=True)
+    write_atomic(error_path, error)
+    print(f"FAILED {run_dir}; see {error_path}", file=sys.stderr)
+    return "failed"
+
+
+def run_study(study_path: str, out: str, seeds=None, overrides=(), only=None,
+              report_only=False, rerun_changed=False, command="") -> int:
+    """Trains what is missing, writes the three files; returns the number of failed runs."""
+    study = load_study(study_path)
+    plan = resolve(study, seeds, overrides, only)
+    seeds = seeds or study["seeds"]
+    reference = study["reference"] if study["reference"] in plan else next(iter(plan))
+    runs = {name: [] for name in plan}
+    for name, variant in plan.items():
+        for seed in seeds:
+            run_dir = os.path.join(out, name, f"seed{seed}")
+            check_config(run_dir, variant["configs"][seed], f"variant '{name}' seed {seed}",
+                         rerun_changed and not report_only)
+            status = run_one(run_dir, variant, seed, report_only)
+            metrics = None
+            if status in ("reused", "trained"):
+                with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
+                    metrics = json.load(f)
+            runs[name].append({"seed": seed, "status": status, "model_dir": run_dir, "metrics": metrics})
+    summary = aggregate(runs)
+    steps = sorted({str(c["train"]["steps"] or f"{c['train']['epochs']} epochs")
+                    for v in plan.values() for c in v["configs"].values()})
+    seed_text = ", ".join(map(str, seeds))
+    text = format_table(summary, reference, f"`{command}`: step budget {', '.join(steps)}, seeds {seed_text}")
+    os.makedirs(out, exist_ok=True)
+    write_atomic(os.path.join(out, "study.md"), text + "\n")
+    write_atomic(os.path.join(out, "study.json"), json.dumps({
+        "command": command, "study": study_path, "seeds": seeds, "steps": steps, "reference": reference,
+        "variants": {n: {"config": os.path.relpath(v["config"], ROOT), "overrides": v["overrides"],
+                         "runs": runs[n]} for n, v in plan.items()}}, indent=1))
+    bar_chart(summary, os.path.join(out, "study.png"),
+              f"{os.path.basename(study_path)}: mean ± std over seeds {seed_text}")
+    print(text + f"\n\nwrote {out}/study.md, study.json, study.png")
+    return sum(r["status"] == "failed" for rs in runs.values() for r in rs)
+
+
+def define_flags(study=None, out=None):
+    flags.DEFINE_string("study", study, "Study YAML file (see configs/studies/).")
+    flags.DEFINE_string("out", out, "Output folder (default runs/study/<study file stem>).")
+    flags.DEFINE_string("seeds", None, "Comma-separated seeds (default: the study file's).")
+    flags.DEFINE_multi_string("override", [], "key=value applied to every variant, after the file's.")
+    flags.DEFINE_list("variants", None, "Run only these variants (comma-separated).")
+    flags.DEFINE_bool("report_only", False, "Train nothing; tabulate the finished runs.")
+    flags.DEFINE_bool("rerun_changed", False, "Move runs trained with another config aside and retrain.")
+    if study is None:
+        flags.mark_flag_as_required("study")
+
+
+def main(argv):
+    del argv
+    out = FLAGS.out or os.path.join("runs", "study", os.path.splitext(os.path.basename(FLAGS.study))[0])
+    command = shlex.join(["python"] + sys.argv)
+    try:
+        if FLAGS.seeds and not re.fullmatch(r"-?\d+(,-?\d+)*", FLAGS.seeds):
+            raise StudyError(f"--seeds must be comma-separated integers, got {FLAGS.seeds!r}")
+        seeds = [int(s) for s in FLAGS.seeds.split(",")] if FLAGS.seeds else None
+        failed = run_study(FLAGS.study, out, seeds, FLAGS.override, FLAGS.variants,
+                           FLAGS.report_only, FLAGS.rerun_changed, command)
+    except (StudyError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
