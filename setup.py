@@ -12,12 +12,14 @@ setup(
     package_data={"internet_tf": ["configs/*.yaml", "configs/ablations/*.yaml"]},
     python_requires=">=3.10",
     install_requires=requirements,
+    extras_require={"tsne": ["scikit-learn", "matplotlib>=3.8"]},
     entry_points={
         "console_scripts": [
             "internet-train=internet_tf.cli.train:run",
             "internet-eval=internet_tf.cli.evaluate:run",
             "internet-export=internet_tf.cli.export:run",
             "internet-predict=internet_tf.cli.predict:run",
+            "internet-mechanism=internet_tf.cli.mechanism:run",
         ]
     },
 )

@@ -40,3 +40,38 @@ def fail(message: str):
     logging.error(message)
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def latest_checkpoint(model_dir: str) -> str:
+    """The latest checkpoint in ``model_dir/checkpoints``; exits with an error if there is none."""
+    import tensorflow as tf
+
+    ckpt_dir = os.path.join(model_dir, "checkpoints")
+    latest = tf.train.latest_checkpoint(ckpt_dir)
+    if latest is None:
+        fail(f"no checkpoint in {ckpt_dir}; train first with internet-train")
+    return latest
+
+
+def restore_model(cfg: Config, num_classes: int, checkpoint: str):
+    """Builds the configured detector and restores its weights from ``checkpoint``."""
+    import tensorflow as tf
+
+    from internet_tf.modeling.factory import build_model
+
+    model = build_model(cfg.model, num_classes)
+    model.build_all()
+    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+    return model
+
+
+def run_with_config(action):
+    """Loads the flags' config and returns ``action(cfg)``; a dataset error exits with its
+    message (exit code 2, no traceback)."""
+    from internet_tf.data.coco import DatasetError
+
+    cfg = load_flags_config()
+    try:
+        return action(cfg)
+    except DatasetError as e:
+        fail(str(e))

@@ -8,8 +8,8 @@ import os
 
 from absl import app, flags
 
-from internet_tf.cli.common import define_config_flags, fail, load_flags_config
-from internet_tf.data.coco import DatasetError
+from internet_tf.cli.common import (define_config_flags, latest_checkpoint, restore_model,
+                                    run_with_config)
 
 define_config_flags()
 FLAGS = flags.FLAGS
@@ -21,16 +21,10 @@ def evaluate_checkpoint(cfg, model_dir: str) -> dict:
     from internet_tf.data.datasets import load_datasets
     from internet_tf.evaluation.coco_eval import format_metrics
     from internet_tf.evaluation.runner import evaluate_model
-    from internet_tf.modeling.factory import build_model
 
-    ckpt_dir = os.path.join(model_dir, "checkpoints")
-    latest = tf.train.latest_checkpoint(ckpt_dir)
-    if latest is None:
-        fail(f"no checkpoint in {ckpt_dir}; train first with internet-train")
+    latest = latest_checkpoint(model_dir)
     bundle = load_datasets(cfg, train=False)
-    model = build_model(cfg.model, bundle.num_classes)
-    model.build_all()
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    model = restore_model(cfg, bundle.num_classes, latest)
     step = int(latest.rsplit("-", 1)[-1])
     out = os.path.join(model_dir, "eval")
     metrics = evaluate_model(model, bundle, cfg, out, step=step,
@@ -42,11 +36,7 @@ def evaluate_checkpoint(cfg, model_dir: str) -> dict:
 
 def main(argv):
     del argv
-    cfg = load_flags_config()
-    try:
-        evaluate_checkpoint(cfg, FLAGS.model_dir)
-    except DatasetError as e:
-        fail(str(e))
+    run_with_config(lambda cfg: evaluate_checkpoint(cfg, FLAGS.model_dir))
 
 
 def run():
