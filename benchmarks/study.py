@@ -122,6 +122,16 @@ def config_diff(saved, wanted, prefix: str = ""):
     return None if saved == wanted else prefix.rstrip(".")
 
 
+def relevant(cfg: dict) -> dict:
+    """The parts of a config dict that shape a run: the options of a disabled method (the
+    intertwiner's, for the baseline) do not, so adding or changing them reuses baseline runs."""
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    it = model.get("intertwiner") if isinstance(model, dict) else None
+    if isinstance(it, dict) and it.get("enabled") is False:
+        cfg = {**cfg, "model": {**model, "intertwiner": {"enabled": False}}}
+    return cfg
+
+
 def checkpoint_step(run_dir: str):
     """Step of the latest checkpoint named in ``checkpoints/checkpoint`` (None if none)."""
     try:
@@ -144,7 +154,7 @@ def check_config(run_dir: str, cfg: dict, where: str, rerun_changed: bool = Fals
     if not os.path.exists(path):
         return
     with open(path) as f:
-        diff = config_diff(yaml.safe_load(f), yaml.safe_load(yaml.safe_dump(cfg)))
+        diff = config_diff(relevant(yaml.safe_load(f)), relevant(yaml.safe_load(yaml.safe_dump(cfg))))
     if diff is None:
         return
     if not rerun_changed:

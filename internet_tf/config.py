@@ -114,13 +114,21 @@ class IntertwinerConfig:
     enabled: bool = True  # InterNet by default; the baseline configs set false
     split: str = "level"  # level (Eq. 7) | roi_size (Table 2a "by RoI size")
     makeup_shared: bool = False
+    makeup_placement: str = "roi"  # roi (Table 6: on each 14x14 RoI) | map (authors' code: on P_l)
+    makeup_kernel: int = 3  # Table 6: 3x3
     critic_hidden: int = 512
+    critic_extra_conv: bool = False  # authors' code: a third 1x1 conv + BN + ReLU before the sigmoid
+    # Reliable-set critic passes update the critic's BN moving statistics (which inference uses)?
+    reliable_bn_update: bool = True
     merge: str = "linear"  # linear | separate | naive_add (Table 2c)
+    merge_point: str = "predictor"  # predictor (paper text) | fc1 (authors' code)
     loss: str = "l2"  # l2 | l1 | kl (Table 2b)
     loss_weight: float = 1.0
     reliable_source: str = "generator"  # p_l (a) | p_m (b) | bilinear (c) | generator (c)
     alignment: str = "ot"  # none | ot | ot_biased | l2 | kl  (Table 1d; needs bilinear/generator)
     alignment_weight: float = 1.0
+    alignment_into_pyramid: bool = True  # OT gradients reach the detector's P_l and P_{l+1}
+    warmup_steps: int = 0  # linear ramp 0 -> 1 of loss_weight and alignment_weight
     buffer: BufferConfig = field(default_factory=BufferConfig)
     ot: OTConfig = field(default_factory=OTConfig)
 
@@ -189,6 +197,8 @@ _CHOICES = {
     "model.roi.level_rounding": ("floor", "round"),
     "model.intertwiner.split": ("level", "roi_size"),
     "model.intertwiner.merge": ("linear", "separate", "naive_add"),
+    "model.intertwiner.merge_point": ("predictor", "fc1"),
+    "model.intertwiner.makeup_placement": ("roi", "map"),
     "model.intertwiner.loss": ("l2", "l1", "kl"),
     "model.intertwiner.reliable_source": ("p_l", "p_m", "bilinear", "generator"),
     "model.intertwiner.alignment": ("none", "ot", "ot_biased", "l2", "kl"),
@@ -331,6 +341,10 @@ def validate(cfg: Config) -> Config:
     if it.buffer.window < 1 or it.ot.iterations < 1 or it.ot.epsilon <= 0:
         raise ConfigError("config keys 'model.intertwiner.buffer.window', 'ot.iterations' must be >= 1 "
                           "and 'ot.epsilon' > 0")
+    if it.makeup_kernel < 1 or it.makeup_kernel % 2 == 0:
+        raise ConfigError("config key 'model.intertwiner.makeup_kernel' must be a positive odd number")
+    if it.warmup_steps < 0:
+        raise ConfigError("config key 'model.intertwiner.warmup_steps' must be >= 0")
     if len(m.small_resnet_widths) != 4:
         raise ConfigError("config key 'model.small_resnet_widths' needs 4 widths (C2-C5)")
     return cfg

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from internet_tf.modeling.rpn import valid_image_size
+from internet_tf.ops.proposals import valid_image_size
 
 GT_COLOUR = (0.0, 1.0, 0.0, 1.0)   # RGBA in [0, 1]
 DET_COLOUR = (1.0, 0.0, 0.0, 1.0)

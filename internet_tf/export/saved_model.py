@@ -27,15 +27,12 @@ class ExportError(RuntimeError):
     """Nothing to export (no checkpoint or label map)."""
 
 
-INFERENCE_LAYERS = ("backbone", "fpn", "rpn_head", "make_up", "critic", "box_head", "predictor")
-
-
 class ServingModule(tf.Module):
     """Tracks only the inference layers of ``model``; ``serve`` is the exported signature."""
 
     def __init__(self, model, label_to_cat_id: dict):
         super().__init__(name="internet_serving")
-        self.inference_layers = [getattr(model, n) for n in INFERENCE_LAYERS if hasattr(model, n)]
+        self.inference_layers = model.inference_layers()
         num_classes = model.num_classes
         table = [-1] + [int(label_to_cat_id[label]) for label in range(1, num_classes + 1)]
         self.category_ids = tf.constant(table, tf.int32)

@@ -11,7 +11,10 @@ all replicas:
 - a ``mask`` (rows to leave out of the statistics) works too — Keras only supports it
   unsynchronised — so a set can carry a masked stand-in row and never be empty;
 - a batch with no (unmasked) rows on any replica leaves the moving averages unchanged
-  instead of pulling them towards the zero statistics of nothing.
+  instead of pulling them towards the zero statistics of nothing;
+- ``update_statistics=False`` normalises a training batch with its own statistics but
+  leaves the moving averages alone (a pass over another population, such as the
+  intertwiner's reliable-set crops, must not move the statistics inference uses).
 
 ``from_keras`` turns the BatchNormalization layers of an existing model (a
 keras.applications ResNet) into this layer, so every BN of a detector works alike.
@@ -29,6 +32,17 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     def __init__(self, epsilon: float = 1e-5, **kwargs):
         super().__init__(epsilon=epsilon, **kwargs)
+
+    def call(self, inputs, training=None, mask=None, update_statistics=True):
+        if update_statistics or not (training and self.trainable):
+            return super().call(inputs, training=training, mask=mask)
+        dtype = inputs.dtype
+        x = tf.cast(inputs, "float32")
+        mean, variance = self._moments(x, mask)
+        gamma = tf.cast(self.gamma, x.dtype) if self.scale else None
+        beta = tf.cast(self.beta, x.dtype) if self.center else None
+        out = tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
+        return tf.cast(out, dtype)
 
     def compute_mask(self, inputs, mask=None):
         return None  # the mask only picks the rows of the statistics; nothing downstream uses it

@@ -1,8 +1,10 @@
 """Box head (SPEC §1): 2×2 average pool of the 14×14 RoI feature to 7×7, two FC-1024 layers,
 then a softmax classifier over K+1 classes and class-specific box deltas (Fast R-CNN).
 
-The head feature and the predictor are separate layers so the intertwiner's merge
-(paper Table 2c) can sit between them.
+The head feature and the predictor are separate layers, and ``BoxHead`` takes a ``mix``
+function called after fc1 and after fc2, so a training-time method's merge (the
+intertwiner's Table 2c, at the paper's point — before the predictor — or at the authors'
+code's point — after fc1) can sit inside the head (``methods/base.py``).
 """
 from __future__ import annotations
 
@@ -19,13 +21,16 @@ class BoxHead(keras.layers.Layer):
         self.fc1 = keras.layers.Dense(fc_dim, activation="relu", name="fc1")
         self.fc2 = keras.layers.Dense(fc_dim, activation="relu", name="fc2")
 
-    def call(self, roi_features):
+    def call(self, roi_features, mix=None):
+        """``mix(point, features)`` is applied at "fc1" and at "predictor" (identity if None)."""
+        mix = mix or (lambda point, features: features)
         shape = tf.shape(roi_features)
         s, c = roi_features.shape[2], roi_features.shape[4]
         x = tf.reshape(roi_features, [-1, s, s, c])
         x = self.pool(x)
         x = tf.reshape(x, [shape[0], shape[1], (s // 2) * (s // 2) * c])
-        return self.fc2(self.fc1(x))
+        x = mix("fc1", self.fc1(x))
+        return mix("predictor", self.fc2(x))
 
 
 class BoxPredictor(keras.layers.Layer):

@@ -1,10 +1,11 @@
 """The thin Faster R-CNN + FPN model composing backbone, FPN, RPN, RoIAlign and box head (SPEC §1).
 
-Training (``train_outputs``) and inference (``inference``) share every layer. The feature
-intertwiner (SPEC §2) plugs in through two hooks: ``head_features`` (make-up layer and
-merge, used at training and inference) and ``extra_losses`` (training-only terms); the
-training outputs expose the FPN maps, sampled RoIs, their levels, RoI features and
-matched class labels that the intertwiner needs.
+Training (``train_outputs``) and inference (``inference``) share every layer. Training-time
+methods (``methods/``: the feature intertwiner, SPEC §2–3) are handed to the detector and
+composed through one interface (``methods/base.py``): they may change the maps and RoI
+features the box head reads, merge side features into the head, and add training-only
+losses; the training outputs expose the FPN maps, sampled RoIs, their levels, RoI features
+and matched class labels they need.
 """
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import numpy as np
 import tensorflow as tf
 
 from internet_tf.config import ModelConfig
-from internet_tf.modeling import losses as loss_lib
+from internet_tf.ops import losses as loss_lib
 from internet_tf.modeling.backbone import Backbone
 from internet_tf.modeling.box_head import BoxHead, BoxPredictor
 from internet_tf.modeling.fpn import FPN
-from internet_tf.modeling.postprocess import detect
-from internet_tf.modeling.roi_align import assign_levels, multilevel_roi_align
-from internet_tf.modeling.rpn import LEVELS, RPNHead, generate_proposals
+from internet_tf.ops.postprocess import detect
+from internet_tf.ops.roi_align import assign_levels, multilevel_roi_align
+from internet_tf.modeling.rpn import RPNHead
+from internet_tf.modeling.tracking import track
+from internet_tf.ops.levels import RPN_LEVELS as LEVELS
+from internet_tf.ops.proposals import generate_proposals
 from internet_tf.ops import anchors as anchor_ops
 from internet_tf.ops import targets as target_ops
 
@@ -27,7 +31,8 @@ from internet_tf.ops import targets as target_ops
 class Detector(keras.Model):
     """Faster R-CNN + FPN. ``num_classes`` counts foreground classes (K)."""
 
-    def __init__(self, cfg: ModelConfig, num_classes: int, name: str = "detector", **kwargs):
+    def __init__(self, cfg: ModelConfig, num_classes: int, methods=(), name: str = "detector",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
         self.cfg = cfg
         self.num_classes = int(num_classes)
@@ -42,6 +47,8 @@ class Detector(keras.Model):
         anchors = anchor_ops.generate_anchors(cfg.image_size, LEVELS, tuple(cfg.rpn.anchor_sizes),
                                               tuple(cfg.rpn.aspect_ratios))
         self._anchor_arrays = {l: np.asarray(a) for l, a in anchors.items()}
+        self.methods = list(methods)
+        track(self, self.methods)
 
     # -- shared pieces ---------------------------------------------------------------------
     def anchors(self):
@@ -73,18 +80,29 @@ class Detector(keras.Model):
                                      sampling_ratio=self.cfg.roi.sampling_ratio)
         return levels, feats
 
-    # -- hooks for the feature intertwiner ---------------------------------------------------
-    def head_features(self, roi_feats, levels, training=False, for_loss=True):
-        """RoI features [B, R, S, S, C] -> (features fed to the predictor [B, R, D], extras).
+    def head_path(self, pyramid, rois, training=False, for_loss=True):
+        """RoIs [B, R, 4] -> (levels [B, R], RoI features the box head read [B, R, S, S, C],
+        predictor input [B, R, D], context of the methods' side tensors)."""
+        maps = pyramid
+        for method in self.methods:
+            maps = method.head_maps(maps, training=training)
+        levels, feats = self.roi_features(maps, rois)
+        context = {}
+        for method in self.methods:
+            feats, extra = method.transform_rois(feats, levels, training=training, for_loss=for_loss)
+            context.update(extra)
 
-        ``extras`` is a dict of tensors the training losses need (none for the baseline);
-        inference passes ``for_loss=False``.
-        """
-        return self.box_head(roi_feats), {}
+        def mix(point, features):
+            for method in self.methods:
+                features = method.merge(point, features, context)
+            return features
 
-    def extra_losses(self, outputs, batch, training=True):
-        """Training-only loss terms (name -> weighted scalar) and metrics; none for the baseline."""
-        return {}, {}
+        return levels, feats, self.box_head(feats, mix=mix), context
+
+    def inference_layers(self) -> list:
+        """The layers the inference path uses (what an export tracks)."""
+        layers = [self.backbone, self.fpn, self.rpn_head, self.box_head, self.predictor]
+        return layers + [l for m in self.methods for l in m.inference_layers()]
 
     # -- training ------------------------------------------------------------------------
     def train_outputs(self, batch, training=True):
@@ -101,26 +119,28 @@ class Detector(keras.Model):
             foreground_fraction=roi.foreground_fraction, fg_iou=roi.fg_iou,
             bg_iou_high=roi.bg_iou_high, bg_iou_low=roi.bg_iou_low,
             bbox_weights=tuple(self.cfg.head.bbox_weights))
-        levels, roi_feats = self.roi_features(pyramid, roi_t["rois"])
-        head_feats, extras = self.head_features(roi_feats, levels, training=training)
+        levels, roi_feats, head_feats, context = self.head_path(pyramid, roi_t["rois"], training=training)
         class_logits, box_deltas = self.predictor(head_feats)
-        return {**extras,
+        return {**context,
             "pyramid": pyramid, "rpn_logits": logits, "rpn_deltas": deltas, "rpn_targets": rpn_t,
             "roi_targets": roi_t, "rois": roi_t["rois"], "roi_classes": roi_t["classes"],
             "roi_levels": levels, "roi_features": roi_feats, "head_features": head_feats,
             "class_logits": class_logits, "box_deltas": box_deltas,
         }
 
-    def train_losses(self, batch, training=True):
+    def train_losses(self, batch, training=True, step=None):
         """Returns ``(losses, metrics)``: named, already weighted scalar loss terms (their sum is
-        Eq. 5's L) and extra scalars to log."""
+        Eq. 5's L) and extra scalars to log. ``step`` (the optimizer step) drives the
+        methods' loss warm-ups; None means warm-ups are over."""
         out = self.train_outputs(batch, training=training)
         losses = dict(loss_lib.rpn_losses(out["rpn_logits"], out["rpn_deltas"], out["rpn_targets"]))
         losses.update(loss_lib.head_losses(out["class_logits"], out["box_deltas"], out["roi_targets"]))
-        extra, metrics = self.extra_losses(out, batch, training=training)
-        losses.update(extra)
+        metrics = {}
+        for method in self.methods:
+            extra, extra_metrics = method.losses(out, batch, step=step, training=training)
+            losses.update(extra)
+            metrics.update(extra_metrics)
         fg = tf.reduce_sum(tf.cast(out["roi_classes"] > 0, tf.float32))
-        metrics = dict(metrics)
         metrics["foreground_rois_per_image"] = fg / tf.cast(tf.shape(out["rois"])[0], tf.float32)
         return losses, metrics
 
@@ -129,8 +149,7 @@ class Detector(keras.Model):
         """Images [B, S, S, 3] (0..255, padded) -> detections in input pixels (see postprocess)."""
         pyramid = self.pyramid(images, training=False)
         _, _, rois, valid = self.proposals(pyramid, image_info, training=False)
-        levels, roi_feats = self.roi_features(pyramid, rois)
-        head_feats, _ = self.head_features(roi_feats, levels, training=False, for_loss=False)
+        _, _, head_feats, _ = self.head_path(pyramid, rois, training=False, for_loss=False)
         class_logits, box_deltas = self.predictor(head_feats)
         head = self.cfg.head
         return detect(class_logits, box_deltas, rois, image_info, bbox_weights=tuple(head.bbox_weights),
@@ -145,9 +164,7 @@ class Detector(keras.Model):
         large-object features of one class.
         """
         pyramid = self.pyramid(images, training=False)
-        levels, roi_feats = self.roi_features(pyramid, rois)
-        head_feats, _ = self.head_features(roi_feats, levels, training=False, for_loss=False)
-        return head_feats
+        return self.head_path(pyramid, rois, training=False, for_loss=False)[2]
 
     def call(self, images, training=False):
         b = tf.shape(images)[0]
@@ -165,5 +182,9 @@ class Detector(keras.Model):
             "gt_classes": tf.tile(tf.constant([[1, -1]], tf.int32), [batch_size, 1]),
             "image_info": tf.tile(tf.constant([[float(s), float(s), 1.0, 0.0]]), [batch_size, 1]),
         }
+        # The dummy training pass must not leave state behind (the class buffer's entries).
+        state = [(v, v.numpy()) for m in self.methods for v in m.non_trainable_variables]
         self.train_losses(batch, training=False)
         self.inference(batch["images"], batch["image_info"])
+        for var, value in state:
+            var.assign(value)

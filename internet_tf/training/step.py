@@ -15,7 +15,7 @@ import tensorflow as tf
 from internet_tf.ops.replica import global_sum, replicas_in_sync
 
 
-def replica_gradients(model, batch, clip_norm):
+def replica_gradients(model, batch, clip_norm, step=None):
     """Forward and backward on this replica's slice -> (global clipped gradients, scalars).
 
     The scalars (``loss/<term>``, ``loss/total``, ``grad_norm``, ``metrics/<name>``,
@@ -24,7 +24,7 @@ def replica_gradients(model, batch, clip_norm):
     """
     variables = model.trainable_variables
     with tf.GradientTape() as tape:
-        losses, metrics = model.train_losses(batch, training=True)
+        losses, metrics = model.train_losses(batch, training=True, step=step)
         share = tf.add_n(list(losses.values()))
     grads = tape.gradient(share, variables)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
@@ -60,7 +60,8 @@ def build_train_step(model, optimizer, clip_norm, strategy=None, compiled: bool 
         optimizer.apply_gradients(zip(grads, variables))
 
     def step(batch):
-        grads, scalars = strategy.run(replica_gradients, args=(model, batch, clip_norm))
+        grads, scalars = strategy.run(replica_gradients,
+                                      args=(model, batch, clip_norm, optimizer.iterations))
         local = {k: strategy.experimental_local_results(v)[0] for k, v in scalars.items()}
 
         def update():

@@ -121,7 +121,8 @@ class Trainer:
                 with writer.as_default(step=step):
                     for k, v in values.items():
                         tf.summary.scalar(("train/" + k), v)
-                    self._buffer_summaries()
+                    for method in self.model.methods:
+                        method.write_summaries()
                 t_window, n_window = time.time(), 0
             if step % cfg.train.checkpoint_every == 0 or step == self.total_steps:
                 self.manager.save(checkpoint_number=step)
@@ -130,16 +131,3 @@ class Trainer:
         writer.flush()
         distribute.remove_worker_dir(self.model_dir, self.strategy)
         return last
-
-    def _buffer_summaries(self):
-        """Class-buffer coverage (classes with an entry) and a histogram of the entries' L2
-        norms, per buffer (SPEC §2 Table 2d); nothing for the baseline."""
-        buffer = getattr(self.model, "buffer", None)
-        if buffer is None:
-            return
-        for index in range(buffer.num_buffers):
-            suffix = "" if buffer.num_buffers == 1 else f"_level{index + 2}"
-            tf.summary.scalar("train/buffer/coverage" + suffix, float(buffer.coverage(index)))
-            norms = buffer.norms(index)
-            if int(tf.size(norms)):
-                tf.summary.histogram("train/buffer/norms" + suffix, norms)

@@ -163,6 +163,20 @@ def test_config_diff_names_the_first_differing_key():
     assert study.config_diff(a, b) == "eval.max_images"
 
 
+def test_options_of_a_disabled_method_do_not_make_a_run_stale():
+    base = load_config(os.path.join(ROOT, "configs/demo_baseline.yaml")).to_dict()
+    other = json.loads(json.dumps(base))
+    other["model"]["intertwiner"]["merge_point"] = "fc1"
+    del other["model"]["intertwiner"]["warmup_steps"]  # a run saved before the key existed
+    assert study.config_diff(study.relevant(base), study.relevant(other)) is None
+    other["model"]["fpn_channels"] = 64  # the detector's own options still count
+    assert study.config_diff(study.relevant(base), study.relevant(other)) == "model.fpn_channels"
+    enabled = load_config(os.path.join(ROOT, "configs/demo.yaml")).to_dict()
+    changed = json.loads(json.dumps(enabled))
+    changed["model"]["intertwiner"]["merge_point"] = "fc1"
+    assert study.config_diff(study.relevant(enabled), study.relevant(changed)) == "model.intertwiner.merge_point"
+
+
 # -- reuse, stale configs, failures (hand-made run dirs; train() is replaced) -------------------
 @pytest.fixture
 def small_study(tmp_path):

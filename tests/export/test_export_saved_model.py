@@ -71,8 +71,9 @@ def test_export_has_no_training_only_variables(exported):
     assert names and not [n for n in names + keys if any(t in n for t in training_only)]
     assert any(n.startswith("make_up/") for n in names)  # InterNet's make-up and critic are in
     assert any(n.startswith("critic/") for n in names)
-    trainable_inference = sum(len(getattr(model, n).variables) for n in
-                              ("backbone", "fpn", "rpn_head", "make_up", "critic", "box_head", "predictor"))
+    inference = [model.backbone, model.fpn, model.rpn_head, model.box_head, model.predictor,
+                 model.intertwiner.make_up, model.intertwiner.critic]
+    trainable_inference = sum(len(layer.variables) for layer in inference)
     assert len(names) == trainable_inference
     with open(os.path.join(path, "labels.json")) as f:
         assert json.load(f) == {"17": "lamp", "4": "cup", "90": "book"}

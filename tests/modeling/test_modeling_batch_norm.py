@@ -57,3 +57,18 @@ def test_empty_batch_leaves_moving_statistics_unchanged_and_gives_finite_gradien
         assert all(np.all(np.isfinite(g.numpy())) for g in grads)
         np.testing.assert_allclose(layer.moving_mean.numpy(), [1.0, 2.0, 3.0], rtol=1e-6)
         np.testing.assert_allclose(layer.moving_variance.numpy(), [4.0, 5.0, 6.0], rtol=1e-6)
+
+
+def test_update_statistics_false_normalises_by_the_batch_but_keeps_moving_averages():
+    bn = BatchNorm()
+    x = tf.random.normal([6, 3, 3, 4]) * 3.0 + 1.0
+    bn(x, training=True)  # builds and moves the averages once
+    mean, var = bn.moving_mean.numpy().copy(), bn.moving_variance.numpy().copy()
+    kept = bn(x, training=True, update_statistics=False)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), mean)
+    np.testing.assert_array_equal(bn.moving_variance.numpy(), var)
+    m, v = tf.nn.moments(x, [0, 1, 2])
+    np.testing.assert_allclose(kept.numpy(), ((x - m) / tf.sqrt(v + bn.epsilon)).numpy(), atol=1e-4)
+    updated = bn(x, training=True)  # the default path gives the same output and moves them
+    np.testing.assert_allclose(kept.numpy(), updated.numpy(), atol=1e-5)
+    assert not np.allclose(bn.moving_mean.numpy(), mean)

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from internet_tf.config import load_config
 from internet_tf.modeling.detector import Detector
-from internet_tf.modeling.roi_align import assign_levels, multilevel_roi_align
+from internet_tf.ops.roi_align import assign_levels, multilevel_roi_align
 
 TINY = ["model.backbone=small_resnet", "model.image_size=128", "model.fpn_channels=32",
         "model.head.fc_dim=64", "model.small_resnet_widths=[8,16,32,64]", "model.roi.num_samples=32",

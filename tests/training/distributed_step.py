@@ -76,7 +76,7 @@ def main(steps: int, overrides):
         if rel > worst[kind][0]:
             worst[kind] = (rel, path)
     print(json.dumps({"worst": worst, "logs": logs, "replicas": mirrored.num_replicas_in_sync,
-                      "buffer_coverage": int(single.buffer.coverage(0)), "rms": rms}))
+                      "buffer_coverage": int(single.intertwiner.buffer.coverage(0)), "rms": rms}))
 
 
 if __name__ == "__main__":

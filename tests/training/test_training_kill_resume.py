@@ -74,9 +74,9 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     cfg = load_config("configs/demo.yaml", overrides)
     trainer = Trainer(cfg, model_dir)
     assert trainer.restore() == killed_at
-    buffer = {"model/buffer/sums/.ATTRIBUTES/VARIABLE_VALUE": trainer.model.buffer.sums,
-              "model/buffer/counts/.ATTRIBUTES/VARIABLE_VALUE": trainer.model.buffer.counts}
-    assert saved["model/buffer/counts/.ATTRIBUTES/VARIABLE_VALUE"].sum() > 0
+    buffer = {"model/intertwiner/buffer/sums/.ATTRIBUTES/VARIABLE_VALUE": trainer.model.intertwiner.buffer.sums,
+              "model/intertwiner/buffer/counts/.ATTRIBUTES/VARIABLE_VALUE": trainer.model.intertwiner.buffer.counts}
+    assert saved["model/intertwiner/buffer/counts/.ATTRIBUTES/VARIABLE_VALUE"].sum() > 0
     for key, var in buffer.items():
         np.testing.assert_array_equal(saved[key], var.numpy())
     # optimizer/_variables/<i>/... is the optimizer's i-th variable (momentum slots).

@@ -91,8 +91,8 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tiny_config, tmp_path):
     trainer = Trainer(tiny_config("train.steps=10", "train.checkpoint_every=2"), model_dir)
     original = trainer.model.train_losses
 
-    def poisoned(batch, training=True):
-        losses, metrics = original(batch, training=training)
+    def poisoned(batch, training=True, step=None):
+        losses, metrics = original(batch, training=training, step=step)
         # From the 6th step on (iterations == 5), the box-head loss turns NaN.
         nan_if_late = tf.where(trainer.optimizer.iterations >= 5, np.nan, 0.0)
         losses["head_box"] = losses["head_box"] + nan_if_late

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from internet_tf.modeling.rpn import valid_image_size
+from internet_tf.ops.proposals import valid_image_size
 from internet_tf.ops import boxes as box_ops
 
 

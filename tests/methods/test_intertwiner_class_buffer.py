@@ -1,4 +1,4 @@
-"""Tests for internet_tf.modeling.class_buffer (paper Sec. 3.2, Tables 2d/2e; SPEC §2).
+"""Tests for internet_tf.methods.intertwiner.class_buffer (paper Sec. 3.2, Tables 2d/2e; SPEC §2).
 
 Expectations are computed independently with numpy from the raw features/labels.
 """
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from internet_tf.modeling.class_buffer import ClassBuffer
+from internet_tf.methods.intertwiner.class_buffer import ClassBuffer
 
 K, D = 4, 3
 
@@ -241,7 +241,7 @@ _DISTRIBUTED_SCRIPT = r'''
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from internet_tf.modeling.class_buffer import ClassBuffer
+from internet_tf.methods.intertwiner.class_buffer import ClassBuffer
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 f = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
 lab = np.array([1, 2, 2, -1, 3, 1, 0, 2], np.int32)

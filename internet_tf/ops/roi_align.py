@@ -54,6 +54,24 @@ def crop_level(feature, boxes, box_indices, stride: int, output_size: int = 14,
     return crops
 
 
+def roi_align_flat(features: dict, boxes, box_indices, levels, *, output_size: int = 14,
+                   sampling_ratio: int = 2):
+    """RoIAlign of flat ``boxes`` [K, 4] (batch element ``box_indices`` [K]) each on its level
+    ``levels`` [K] of ``features`` {l: [B, H, W, C]} (levels above 5 are ignored) -> [K, S, S, C].
+    Each RoI is cropped once, from its own level only."""
+    positions, crops = [], []
+    for level in sorted(features):
+        if level > 5:
+            continue
+        idx = tf.cast(tf.where(tf.equal(levels, level))[:, 0], tf.int32)
+        crops.append(crop_level(features[level], tf.gather(boxes, idx), tf.gather(box_indices, idx),
+                                2 ** level, output_size, sampling_ratio))
+        positions.append(idx)
+    merged = tf.dynamic_stitch(positions, crops)
+    channels = features[min(features)].shape[-1]
+    return tf.ensure_shape(merged, [None, output_size, output_size, channels])
+
+
 def multilevel_roi_align(features: dict, boxes, levels, *, output_size: int = 14,
                          sampling_ratio: int = 2):
     """RoIAlign of ``boxes`` [B, R, 4] each on its assigned level ``levels`` [B, R].
@@ -62,17 +80,7 @@ def multilevel_roi_align(features: dict, boxes, levels, *, output_size: int = 14
     """
     batch = tf.shape(boxes)[0]
     num_rois = tf.shape(boxes)[1]
-    flat_boxes = tf.reshape(boxes, [-1, 4])
-    flat_levels = tf.reshape(levels, [-1])
-    box_indices = tf.repeat(tf.range(batch), num_rois)
-    positions, crops = [], []
-    for level in sorted(features):
-        if level > 5:
-            continue
-        idx = tf.cast(tf.where(tf.equal(flat_levels, level))[:, 0], tf.int32)
-        crops.append(crop_level(features[level], tf.gather(flat_boxes, idx), tf.gather(box_indices, idx),
-                                2 ** level, output_size, sampling_ratio))
-        positions.append(idx)
-    merged = tf.dynamic_stitch(positions, crops)
+    merged = roi_align_flat(features, tf.reshape(boxes, [-1, 4]), tf.repeat(tf.range(batch), num_rois),
+                            tf.reshape(levels, [-1]), output_size=output_size, sampling_ratio=sampling_ratio)
     channels = features[min(features)].shape[-1]
     return tf.reshape(merged, [batch, num_rois, output_size, output_size, channels])

@@ -1,9 +1,9 @@
-"""Tests for internet_tf.modeling.sinkhorn (paper Alg. 1, Sec. 6.3; SPEC §3)."""
+"""Tests for internet_tf.ops.sinkhorn (paper Alg. 1, Sec. 6.3; SPEC §3)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from internet_tf.modeling.sinkhorn import biased_sinkhorn_divergence, cosine_cost, sinkhorn
+from internet_tf.ops.sinkhorn import biased_sinkhorn_divergence, cosine_cost, sinkhorn
 
 
 def np_sinkhorn(cost, eps, num_iters):

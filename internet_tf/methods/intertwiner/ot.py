@@ -11,6 +11,10 @@
 - ``OTModule`` holds F_l and H_l for the levels l ∈ {2, 3, 4} and returns the per-level
   W_l of Eq. 5 (each a batch mean of per-image values; the caller sums levels and applies
   λ_OT). Training only: nothing here is part of the exported model (SPEC §3).
+  ``into_pyramid=False`` shows the module the pyramid through ``stop_gradient``: W then
+  trains F_l and H_l only — it moves P_{m|l} towards P_l, never the detector's own P_l or
+  P_{l+1} (SPEC §2: whether OT should move P_l is open; the paper's stated purpose is a
+  reliable source that agrees with P_l).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from internet_tf.modeling.batch_norm import BatchNorm
-from internet_tf.modeling.sinkhorn import biased_sinkhorn_divergence, cosine_cost, sinkhorn
+from internet_tf.ops.sinkhorn import biased_sinkhorn_divergence, cosine_cost, sinkhorn
 from internet_tf.modeling.tracking import track
 from internet_tf.ops.replica import global_mean
 
@@ -137,7 +141,8 @@ class OTModule(keras.layers.Layer):
     def __init__(self, levels=(2, 3, 4), channels: int = 256, source: str = "generator",
                  kind: str = "ot", epsilon: float = 0.1, num_iters: int = 10,
                  log_domain: bool = False, detach_plan: bool = False, pool_size: int = 8,
-                 generator_kernel: int = 2, name: str = "ot_module", **kwargs):
+                 generator_kernel: int = 2, into_pyramid: bool = True, name: str = "ot_module",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
         if source not in SOURCES:
             raise ValueError(f"OTModule: unknown source {source!r}; expected one of {SOURCES}")
@@ -148,6 +153,7 @@ class OTModule(keras.layers.Layer):
         self.source, self.kind = source, kind
         self.epsilon, self.num_iters = epsilon, num_iters
         self.log_domain, self.detach_plan = log_domain, detach_plan
+        self.into_pyramid = into_pyramid
         generators = ([Generator(channels, generator_kernel, name=f"generator_p{l}")
                        for l in self.levels] if source == "generator" else [])
         critics = ([OTCritic(channels, pool_size, name=f"critic_p{l}") for l in self.levels]
@@ -155,14 +161,17 @@ class OTModule(keras.layers.Layer):
         track(self, generators + critics)  # lists in ``levels`` order, for indexing
         self.generators, self.critics = generators, critics
 
+    def _seen(self, feature):
+        return feature if self.into_pyramid else tf.stop_gradient(feature)
+
     def upsampled(self, pyramid, training=None):
         out = {}
         for i, l in enumerate(self.levels):
             if self.source == "generator":
-                out[l] = self.generators[i](pyramid[l + 1], target_hw=_spatial_size(pyramid[l]),
+                out[l] = self.generators[i](self._seen(pyramid[l + 1]), target_hw=_spatial_size(pyramid[l]),
                                             training=training)
             else:
-                out[l] = bilinear_upsample(pyramid[l + 1], pyramid[l])
+                out[l] = bilinear_upsample(self._seen(pyramid[l + 1]), pyramid[l])
         return out
 
     def alignment(self, pyramid, upsampled, training=None):
@@ -170,7 +179,7 @@ class OTModule(keras.layers.Layer):
             return {}
         losses = {}
         for i, l in enumerate(self.levels):
-            both = tf.concat([tf.cast(pyramid[l], upsampled[l].dtype), upsampled[l]], axis=0)
+            both = tf.concat([tf.cast(self._seen(pyramid[l]), upsampled[l].dtype), upsampled[l]], axis=0)
             p_l, p_ml = tf.split(self.critics[i](both, training=training), 2, axis=0)
             losses[l] = alignment_loss(p_l, p_ml, self.kind, epsilon=self.epsilon,
                                        num_iters=self.num_iters, log_domain=self.log_domain,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from internet_tf.modeling import intertwiner as it
+from internet_tf.methods.intertwiner import critic as critic_lib, loss, make_up as make_up_lib, merge as merge_lib, sets
 
 
 def test_eq7_level_split_hand_checked():
@@ -17,7 +17,7 @@ def test_eq7_level_split_hand_checked():
         5: ([0, 0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 0, 0, 0]),
     }
     for level, (small, large) in expected.items():
-        s, l = it.small_large_masks(classes, levels, level)
+        s, l = sets.small_large_masks(classes, levels, level)
         np.testing.assert_array_equal(s.numpy()[0], np.array(small, bool), err_msg=f"small {level}")
         np.testing.assert_array_equal(l.numpy()[0], np.array(large, bool), err_msg=f"large {level}")
 
@@ -28,21 +28,21 @@ def test_by_roi_size_split_hand_checked():
     rois = tf.constant([[[0, 0, 40, 40], [0, 0, 60, 60], [0, 0, 120, 120], [0, 0, 10, 10]]], tf.float32)
     classes = tf.constant([[1, 2, 3, 0]])
     levels = tf.constant([[2, 2, 3, 2]])
-    small, large = it.small_large_masks(classes, levels, 2, split="roi_size", rois=rois)
+    small, large = sets.small_large_masks(classes, levels, 2, split="roi_size", rois=rois)
     np.testing.assert_array_equal(small.numpy()[0], [True, False, False, False])
     np.testing.assert_array_equal(large.numpy()[0], [False, True, True, False])
     with pytest.raises(ValueError, match="split"):
-        it.small_large_masks(classes, levels, 2, split="random")
+        sets.small_large_masks(classes, levels, 2, split="random")
 
 
 def test_make_up_and_critic_shapes_follow_tables_6_and_7():
-    make_up = it.MakeUp(8)
+    make_up = make_up_lib.MakeUp(8)
     x = tf.random.normal([2, 5, 14, 14, 8])
     levels = tf.constant([[2, 3, 4, 5, 2], [5, 5, 2, 3, 3]])
     y = make_up(x, levels, training=True)
     assert y.shape == x.shape and float(tf.reduce_min(y)) >= 0.0  # ReLU output
-    assert len(make_up.units) == 4 and len(it.MakeUp(8, shared=True).units) == 1
-    critic = it.Critic(hidden=16, dim=32)
+    assert len(make_up.units) == 4 and len(make_up_lib.MakeUp(8, shared=True).units) == 1
+    critic = critic_lib.Critic(hidden=16, dim=32)
     out = critic.on_rois(y, training=True)
     assert out.shape == (2, 5, 32)
     assert float(tf.reduce_min(out)) >= 0.5 and float(tf.reduce_max(out)) < 1.0  # sigmoid(ReLU)
@@ -50,7 +50,7 @@ def test_make_up_and_critic_shapes_follow_tables_6_and_7():
 
 
 def test_make_up_uses_each_levels_own_layer():
-    make_up = it.MakeUp(4)
+    make_up = make_up_lib.MakeUp(4)
     x = tf.random.normal([1, 2, 14, 14, 4])
     make_up(x, tf.constant([[2, 3]]))
     # Zero the level-3 conv: only the RoI on level 3 changes.
@@ -66,13 +66,13 @@ def test_distances_hand_checked():
     f = tf.constant([[0.5, 0.5], [0.6, 0.8]])
     b = tf.constant([[0.5, 1.0], [0.6, 0.8]])
     # l2 / l1 are means over the feature dimensions: (0.5² + 0) / 2 and (0.5 + 0) / 2.
-    np.testing.assert_allclose(it.intertwiner_distance(f, b, "l2").numpy(), [0.125, 0.0], atol=1e-7)
-    np.testing.assert_allclose(it.intertwiner_distance(f, b, "l1").numpy(), [0.25, 0.0], atol=1e-7)
+    np.testing.assert_allclose(loss.intertwiner_distance(f, b, "l2").numpy(), [0.125, 0.0], atol=1e-7)
+    np.testing.assert_allclose(loss.intertwiner_distance(f, b, "l1").numpy(), [0.25, 0.0], atol=1e-7)
     # KL = sum b_n log(b_n / f_n) on features normalised to sum 1: b_n = (1/3, 2/3), f_n = (1/2, 1/2).
     kl = (1 / 3) * np.log((1 / 3) / 0.5) + (2 / 3) * np.log((2 / 3) / 0.5)
-    np.testing.assert_allclose(it.intertwiner_distance(f, b, "kl").numpy(), [kl, 0.0], atol=1e-5)
+    np.testing.assert_allclose(loss.intertwiner_distance(f, b, "kl").numpy(), [kl, 0.0], atol=1e-5)
     with pytest.raises(ValueError):
-        it.intertwiner_distance(f, b, "cosine")
+        loss.intertwiner_distance(f, b, "cosine")
 
 
 def test_level_loss_skips_empty_classes_and_never_nans():
@@ -82,18 +82,18 @@ def test_level_loss_skips_empty_classes_and_never_nans():
     reps = tf.constant([[0.0, 0.0], [0.0, 0.0], [9.0, 9.0]])
     valid = tf.constant([False, True, False])  # class 1 has an entry, class 2 does not
     # Only RoI 0 (class 1) counts: mean squared distance of (1, 0) to (0, 0) is 0.5.
-    assert float(it.level_loss(critic, classes, small, reps, valid, "l2")) == pytest.approx(0.5)
+    assert float(loss.level_loss(critic, classes, small, reps, valid, "l2")) == pytest.approx(0.5)
     nothing = tf.constant([False, False, False])
-    value = it.level_loss(critic, classes, small, reps, nothing, "kl")
+    value = loss.level_loss(critic, classes, small, reps, nothing, "kl")
     assert float(value) == 0.0 and np.isfinite(float(value))
-    empty = it.level_loss(critic, classes, tf.zeros_like(small), reps, valid, "l2")
+    empty = loss.level_loss(critic, classes, tf.zeros_like(small), reps, valid, "l2")
     assert float(empty) == 0.0
 
 
 def test_merge_modes():
     h, c = tf.constant([2.0, 4.0]), tf.constant([1.0, 0.0])
-    np.testing.assert_allclose(it.merge(h, c, "linear").numpy(), [1.5, 2.0])
-    np.testing.assert_allclose(it.merge(h, c, "separate").numpy(), [2.0, 4.0])
-    np.testing.assert_allclose(it.merge(h, c, "naive_add").numpy(), [3.0, 4.0])
+    np.testing.assert_allclose(merge_lib.merge(h, c, "linear").numpy(), [1.5, 2.0])
+    np.testing.assert_allclose(merge_lib.merge(h, c, "separate").numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(merge_lib.merge(h, c, "naive_add").numpy(), [3.0, 4.0])
     with pytest.raises(ValueError):
-        it.merge(h, c, "concat")
+        merge_lib.merge(h, c, "concat")

@@ -1,11 +1,11 @@
-"""Tests for internet_tf.modeling.postprocess.detect on hand-built cases (SPEC §1 inference)."""
+"""Tests for internet_tf.ops.postprocess.detect on hand-built cases (SPEC §1 inference)."""
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from internet_tf.modeling.postprocess import detect
+from internet_tf.ops.postprocess import detect
 from reference import box_iou
 
 # Image 0: original 100 x 50, scale 1.28 -> resized region 128 x 64 inside a 128 x 128 input.

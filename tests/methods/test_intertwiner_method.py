@@ -1,4 +1,4 @@
-"""InterNet end to end on a tiny model: loss terms of Eq. 5, the buffer taking the batch
+"""The intertwiner method composed with the detector (InterNet) end to end on a tiny model: loss terms of Eq. 5, the buffer taking the batch
 before the loss, detach vs. not (Table 2e), checkpointing the buffer, inference path."""
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from internet_tf.config import load_config
 from internet_tf.modeling.factory import build_model
-from internet_tf.modeling.internet import InterNet
+from internet_tf.methods.intertwiner.method import Intertwiner
 
 TINY = ["model.backbone=small_resnet", "model.image_size=128", "model.fpn_channels=8",
         "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16", "model.roi.num_samples=16",
@@ -34,14 +34,14 @@ def batch():
 
 def test_internet_losses_and_buffer_before_loss():
     model = tiny_model()
-    assert isinstance(model, InterNet)
-    assert int(model.buffer.coverage(0)) == 0  # build_all leaves the buffer empty
+    assert [type(m) for m in model.methods] == [Intertwiner]
+    assert int(model.intertwiner.buffer.coverage(0)) == 0  # build_all leaves the buffer empty
     losses, metrics = model.train_losses(batch(), training=True)
     assert set(losses) == {"rpn_class", "rpn_box", "head_class", "head_box", "intertwiner", "alignment"}
     assert all(np.isfinite(float(v)) for v in losses.values())
     # The large class-1 RoIs entered the buffer in this very step, and the class-1 small RoIs
     # on level 2 were compared with it, so the level-2 term is positive.
-    assert int(model.buffer.coverage(0)) >= 1 and bool(model.buffer.representatives(0)[1][1])
+    assert int(model.intertwiner.buffer.coverage(0)) >= 1 and bool(model.intertwiner.buffer.representatives(0)[1][1])
     assert float(metrics["intertwiner_level2"]) > 0.0
     assert float(metrics["reliable_rois"]) > 0 and float(metrics["buffer_mean_norm"]) > 0
 
@@ -52,7 +52,7 @@ def test_detach_controls_gradient_into_reliable_path(detach):
     # gradient from the intertwiner loss exists exactly when the buffer is not detached.
     model = tiny_model("model.intertwiner.alignment=none", "model.intertwiner.reliable_source=generator",
                        f"model.intertwiner.buffer.detach={str(detach).lower()}")
-    generator_vars = [v for g in model.ot.generators for v in g.trainable_variables]
+    generator_vars = [v for g in model.intertwiner.ot.generators for v in g.trainable_variables]
     assert generator_vars
     with tf.GradientTape() as tape:
         losses, _ = model.train_losses(batch(), training=True)
@@ -67,14 +67,14 @@ def test_detach_controls_gradient_into_reliable_path(detach):
 def test_buffer_survives_checkpoint_round_trip(tmp_path):
     model = tiny_model()
     model.train_losses(batch(), training=True)
-    saved = [v.numpy().copy() for v in model.buffer.variables]
+    saved = [v.numpy().copy() for v in model.intertwiner.buffer.variables]
     path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
     fresh = tiny_model()
-    assert int(fresh.buffer.coverage(0)) == 0
+    assert int(fresh.intertwiner.buffer.coverage(0)) == 0
     tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
-    for a, b in zip(saved, fresh.buffer.variables):
+    for a, b in zip(saved, fresh.intertwiner.buffer.variables):
         np.testing.assert_array_equal(a, b.numpy())
-    assert int(fresh.buffer.coverage(0)) == int(model.buffer.coverage(0)) >= 1
+    assert int(fresh.intertwiner.buffer.coverage(0)) == int(model.intertwiner.buffer.coverage(0)) >= 1
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -100,22 +100,21 @@ def test_inference_uses_make_up_and_critic_but_not_training_parts():
     out = model.train_outputs(b, training=False)
 
     def head():
-        feats, _ = model.head_features(out["roi_features"], out["roi_levels"], for_loss=False)
-        return feats.numpy()
+        return model.predictor_features(b["images"], out["rois"]).numpy()
 
     before = head()
     # Setting the critic's last BN to a constant output changes the merged feature (linear
     # merge) ... (a mere shift of beta is invisible: an untrained critic's pre-activations
     # are ~1e3–1e5, so the ReLU and the sigmoid saturate around any small shift)
-    bn = model.critic.embed[1]
+    bn = model.intertwiner.critic.embed[1]
     bn.gamma.assign(tf.zeros_like(bn.gamma))
     bn.beta.assign(tf.ones_like(bn.beta))
     after = head()
     assert not np.allclose(before, after)
     # ... while the OT module and the buffer never enter the inference path.
-    for var in model.ot.trainable_variables:
+    for var in model.intertwiner.ot.trainable_variables:
         var.assign(var * 0.0 + 123.0)
-    model.buffer.variables[0].assign(model.buffer.variables[0] + 7.0)
+    model.intertwiner.buffer.variables[0].assign(model.intertwiner.buffer.variables[0] + 7.0)
     np.testing.assert_array_equal(after, head())
     again = model.inference(b["images"], b["image_info"])
     assert np.all(np.isfinite(again["detection_scores"].numpy()))
@@ -126,5 +125,5 @@ def test_separate_merge_keeps_head_feature_at_inference():
     b = batch()
     out = model.train_outputs(b)
     assert "critic_features" in out  # the small set still takes the intertwiner loss
-    feats, extras = model.head_features(out["roi_features"], out["roi_levels"], for_loss=False)
-    assert extras == {} and feats.shape[-1] == 16
+    _, _, feats, context = model.head_path(out["pyramid"], out["rois"], for_loss=False)
+    assert context == {} and feats.shape[-1] == 16

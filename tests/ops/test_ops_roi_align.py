@@ -1,4 +1,4 @@
-"""Tests for internet_tf.modeling.roi_align: Eq. 6 level assignment (hand-checked) and
+"""Tests for internet_tf.ops.roi_align: Eq. 6 level assignment (hand-checked) and
 RoIAlign against an independent NumPy reference (loop-based bilinear sampling)."""
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from internet_tf.modeling import roi_align as R
+from internet_tf.ops import roi_align as R
 
 
 def _square(side, y0=0.0, x0=0.0):

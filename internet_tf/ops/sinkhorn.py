@@ -1,6 +1,6 @@
 """Sinkhorn divergence W_Q of the OT module (paper Alg. 1, Sec. 3.3 Eq. 4, Sec. 6.3; SPEC §3).
 
-Pure tensor functions (no variables); they live next to the OT layers in ``modeling/ot.py``.
+Pure tensor functions (no variables); the OT layers that use them are ``methods/intertwiner/ot.py``.
 
 ``sinkhorn`` implements Alg. 1 with uniform marginals: K = exp(-Q/ε), b⁰ = 1/C, then
 ``num_iters`` iterations of

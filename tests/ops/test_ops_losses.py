@@ -1,11 +1,11 @@
-"""Tests for internet_tf.modeling.losses: hand-computed RPN and head losses on tiny inputs."""
+"""Tests for internet_tf.ops.losses: hand-computed RPN and head losses on tiny inputs."""
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from internet_tf.modeling import losses as L
+from internet_tf.ops import losses as L
 
 
 def _bce(label, logit):

@@ -1,10 +1,10 @@
-"""Tests for internet_tf.modeling.ot (paper Sec. 3.3, Alg. 1, Table 1; SPEC §3)."""
+"""Tests for internet_tf.methods.intertwiner.ot (paper Sec. 3.3, Alg. 1, Table 1; SPEC §3)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from internet_tf.modeling import ot
-from internet_tf.modeling.sinkhorn import cosine_cost, sinkhorn
+from internet_tf.methods.intertwiner import ot
+from internet_tf.ops.sinkhorn import cosine_cost, sinkhorn
 
 C = 8
 

@@ -1,0 +1,49 @@
+"""The one interface of a training-time method composed with the detector (SPEC §2, §4).
+
+A method may change the maps the box head reads (``head_maps``: e.g. the make-up layer on
+each level map), transform the RoI features (``transform_rois``: e.g. the make-up layer per
+RoI, plus side features such as the critic's), mix side features into the box head at a
+named point (``merge``: ``"fc1"`` after the head's first FC, ``"predictor"`` right before
+the classifier and regressor), and add training-only loss terms (``losses``). Every hook is
+an identity / no-op here, so a method overrides only what it uses.
+
+What is exported: ``inference_layers`` lists the method's layers that the inference path
+uses (the SavedModel tracks only those); everything else — buffers, OT modules — is
+training-only and never reaches an export.
+"""
+from __future__ import annotations
+
+import keras
+
+MERGE_POINTS = ("fc1", "predictor")
+
+
+class TrainingMethod(keras.layers.Layer):
+    """Base class: every hook leaves the detector unchanged."""
+
+    def head_maps(self, pyramid: dict, training=False) -> dict:
+        """{level: map} -> the maps the box head's RoIAlign reads (the RPN keeps ``pyramid``)."""
+        return pyramid
+
+    def transform_rois(self, roi_features, levels, training=False, for_loss=True):
+        """RoI features [B, R, S, S, C], levels [B, R] -> (RoI features for the box head,
+        context dict of side tensors that ``merge`` and ``losses`` read). ``for_loss`` is
+        False at inference, where side tensors only the losses need may be skipped."""
+        return roi_features, {}
+
+    def merge(self, point: str, features, context: dict):
+        """Box-head features [B, R, D] at ``point`` (one of ``MERGE_POINTS``) -> features."""
+        return features
+
+    def losses(self, outputs: dict, batch: dict, step=None, training=True):
+        """Training-only terms -> (name -> weighted scalar loss, name -> scalar metric).
+        ``outputs`` is the detector's training forward pass (``Detector.train_outputs``),
+        ``step`` the optimizer step (None: treat warm-ups as finished)."""
+        return {}, {}
+
+    def inference_layers(self) -> list:
+        """Layers the inference path uses (exported); the rest is training-only."""
+        return []
+
+    def write_summaries(self):
+        """Extra TensorBoard summaries, called inside the trainer's writer context."""

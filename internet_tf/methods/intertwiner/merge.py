@@ -1,0 +1,21 @@
+"""How the critic feature joins detection (paper Table 2c, Sec. 4; SPEC §2).
+
+Modes: ``linear`` 0.5·head + 0.5·critic (the paper's default), ``separate`` (the critic only
+serves the intertwiner loss), ``naive_add`` (weight 1 each). Points (``methods/base.py``):
+``predictor`` — the paper's text, right before the classifier and box regressor — or
+``fc1`` — the authors' code, after the head's first FC, so the second FC mixes the two.
+"""
+from __future__ import annotations
+
+MODES = ("linear", "separate", "naive_add")
+
+
+def merge(head_features, critic_features, mode: str = "linear"):
+    """Table 2c: how the critic feature joins the detection head's feature."""
+    if mode == "linear":
+        return 0.5 * head_features + 0.5 * critic_features
+    if mode == "separate":
+        return head_features
+    if mode == "naive_add":
+        return head_features + critic_features
+    raise ValueError(f"intertwiner merge must be 'linear', 'separate' or 'naive_add', got {mode!r}")

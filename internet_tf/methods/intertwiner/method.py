@@ -1,0 +1,150 @@
+"""The feature intertwiner with its class buffer and OT module, as a training-time method
+handed to the detector (paper Fig. 2, Sec. 3, Eq. 5; SPEC §2–3).
+
+At training and inference every RoI goes RoIAlign → make-up (Table 6; on the RoI or, with
+``makeup_placement: map``, on the level map before RoIAlign) → box head, and the critic
+(Table 7) feature of the made-up RoI joins the head (Table 2c merge, before the predictor or
+after fc1). At training only, the reliable (large) set of each level l ∈ {2, 3, 4} is cropped
+from its source map (Table 1: P_l, P_m, or P_{m|l} = F_l(P_{l+1})), passed through the same
+critic and added to the class buffer *before* the intertwiner loss (Eq. 3) is taken on every
+level's small set; the OT module adds Σ_l W_l between P_l and P_{m|l} (Alg. 1, Eq. 5). Both
+extra terms can ramp up linearly over ``warmup_steps``.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from internet_tf.config import ModelConfig
+from internet_tf.methods.base import TrainingMethod
+from internet_tf.methods.intertwiner.class_buffer import ClassBuffer
+from internet_tf.methods.intertwiner.critic import Critic
+from internet_tf.methods.intertwiner.loss import level_loss
+from internet_tf.methods.intertwiner.make_up import MakeUp, MakeUpMap
+from internet_tf.methods.intertwiner.merge import merge
+from internet_tf.methods.intertwiner.ot import OTModule
+from internet_tf.methods.intertwiner.sets import small_large_masks
+from internet_tf.ops.levels import ROI_LEVELS
+from internet_tf.ops.replica import global_all_gather, global_sum
+from internet_tf.ops.roi_align import crop_level, roi_align_flat
+
+RELIABLE_LEVELS = (2, 3, 4)  # level 5 has no higher level: it reads the buffer, adds nothing
+
+
+class Intertwiner(TrainingMethod):
+    def __init__(self, cfg: ModelConfig, num_classes: int, name: str = "intertwiner", **kwargs):
+        super().__init__(name=name, **kwargs)
+        it = self.it = cfg.intertwiner
+        self.roi_cfg = cfg.roi
+        self.on_map = it.makeup_placement == "map"
+        make_up = MakeUpMap if self.on_map else MakeUp
+        self.make_up = make_up(cfg.fpn_channels, shared=it.makeup_shared, kernel_size=it.makeup_kernel)
+        self.critic = Critic(it.critic_hidden, cfg.head.fc_dim, extra_conv=it.critic_extra_conv)
+        b = it.buffer
+        self.buffer = ClassBuffer(num_classes, cfg.head.fc_dim, mode=b.mode, decay=b.decay,
+                                  window=b.window, num_buffers=3 if b.per_level else 1, detach=b.detach)
+        self.ot = None
+        if it.reliable_source in ("bilinear", "generator"):
+            o = it.ot
+            self.ot = OTModule(levels=RELIABLE_LEVELS, channels=cfg.fpn_channels,
+                               source=it.reliable_source, kind=it.alignment, epsilon=o.epsilon,
+                               num_iters=o.iterations, log_domain=o.log_domain,
+                               detach_plan=o.detach_plan, pool_size=o.pool_size,
+                               generator_kernel=o.generator_kernel, into_pyramid=it.alignment_into_pyramid)
+
+    # -- detector path (training and inference) ------------------------------------------
+    def head_maps(self, pyramid, training=False):
+        return self.make_up(pyramid, training=training) if self.on_map else pyramid
+
+    def transform_rois(self, roi_features, levels, training=False, for_loss=True):
+        made = roi_features if self.on_map else self.make_up(roi_features, levels, training=training)
+        if self.it.merge == "separate" and not for_loss:
+            return made, {}  # the critic only serves the intertwiner loss then
+        return made, {"critic_features": self.critic.on_rois(made, training=training)}
+
+    def merge(self, point, features, context):
+        if point != self.it.merge_point or "critic_features" not in context:
+            return features
+        return merge(features, context["critic_features"], self.it.merge)
+
+    def inference_layers(self):
+        return [self.make_up] + ([] if self.it.merge == "separate" else [self.critic])
+
+    # -- training-only terms -------------------------------------------------------------
+    def _reliable_features(self, out, level, large, upsampled, training):
+        """Critic features and labels of level ``level``'s large set (Table 1 source)."""
+        idx = tf.cast(tf.where(large), tf.int32)
+        labels = tf.gather_nd(out["roi_classes"], idx)
+        boxes = tf.gather_nd(out["rois"], idx)
+        source, roi = self.it.reliable_source, self.roi_cfg
+        if source == "p_m":  # (b): RoIAlign on each RoI's own level of the detector's pyramid
+            crops = roi_align_flat(out["pyramid"], boxes, idx[:, 0], tf.gather_nd(out["roi_levels"], idx),
+                                   output_size=roi.output_size, sampling_ratio=roi.sampling_ratio)
+        else:
+            feature = out["pyramid"][level] if source == "p_l" else upsampled[level]
+            crops = crop_level(feature, boxes, idx[:, 0], 2 ** level, roi.output_size, roi.sampling_ratio)
+        feats = self.critic(crops, training=training, update_statistics=self.it.reliable_bn_update)
+        return feats, labels
+
+    def _update_buffer(self, feats, labels, buffer_index):
+        """Adds the batch to the buffer; under a distribution strategy the statistics are
+        summed over replicas first, so every replica holds the single-device buffer."""
+        if self.buffer.mode == "window":
+            return self.buffer.update(global_all_gather(feats), global_all_gather(labels), buffer_index)
+        sums, counts = global_sum(list(self.buffer.batch_statistics(feats, labels)))
+        return self.buffer.apply_statistics(sums, counts, buffer_index)
+
+    def ramp(self, step):
+        """Warm-up factor of the extra losses: min(1, step / warmup_steps); 1 without warm-up."""
+        if step is None or self.it.warmup_steps <= 0:
+            return tf.constant(1.0)
+        return tf.minimum(1.0, tf.cast(step, tf.float32) / float(self.it.warmup_steps))
+
+    def losses(self, out, batch, step=None, training=True):
+        it = self.it
+        classes, levels = out["roi_classes"], out["roi_levels"]
+        masks = {l: small_large_masks(classes, levels, l, split=it.split, rois=out["rois"],
+                                      roi_output_size=self.roi_cfg.output_size) for l in ROI_LEVELS}
+        upsampled = self.ot.upsampled(out["pyramid"], training=training) if self.ot is not None else {}
+        reliable = {l: self._reliable_features(out, l, masks[l][1], upsampled, training)
+                    for l in RELIABLE_LEVELS}
+        # The buffer takes the current batch before the loss (SPEC §2).
+        if it.buffer.per_level:
+            entries = {l: self._update_buffer(*reliable[l], buffer_index=l - 2) for l in RELIABLE_LEVELS}
+            entries[5] = entries[2]  # the last level reads level 2's buffer (paper footnote 3)
+        else:
+            feats = tf.concat([reliable[l][0] for l in RELIABLE_LEVELS], axis=0)
+            labels = tf.concat([reliable[l][1] for l in RELIABLE_LEVELS], axis=0)
+            shared = self._update_buffer(feats, labels, buffer_index=0)
+            entries = {l: shared for l in ROI_LEVELS}
+        ramp = self.ramp(step)
+        metrics = {}
+        inter = []
+        for l in ROI_LEVELS:
+            reps, valid = entries[l]
+            term = level_loss(out["critic_features"], classes, masks[l][0], reps, valid, it.loss)
+            metrics[f"intertwiner_level{l}"] = term
+            inter.append(term)
+        losses = {"intertwiner": ramp * it.loss_weight * tf.add_n(inter)}
+        if self.ot is not None and it.alignment != "none":
+            w = self.ot.alignment(out["pyramid"], upsampled, training=training)
+            for l, value in w.items():
+                metrics[f"alignment_level{l}"] = value
+            losses["alignment"] = ramp * it.alignment_weight * tf.add_n(list(w.values()))
+        if it.warmup_steps > 0:
+            metrics["extra_loss_ramp"] = ramp
+        metrics["buffer_coverage"] = tf.cast(self.buffer.coverage(0), tf.float32)
+        metrics["buffer_mean_norm"] = self.buffer.mean_norm(0)
+        metrics["reliable_rois"] = tf.cast(tf.add_n([tf.shape(reliable[l][1])[0] for l in RELIABLE_LEVELS]),
+                                           tf.float32)
+        return losses, metrics
+
+    def write_summaries(self):
+        """Class-buffer coverage (classes with an entry) and a histogram of the entries' L2
+        norms, per buffer (Table 2d)."""
+        buffer = self.buffer
+        for index in range(buffer.num_buffers):
+            suffix = "" if buffer.num_buffers == 1 else f"_level{index + 2}"
+            tf.summary.scalar("train/buffer/coverage" + suffix, float(buffer.coverage(index)))
+            norms = buffer.norms(index)
+            if int(tf.size(norms)):
+                tf.summary.histogram("train/buffer/norms" + suffix, norms)

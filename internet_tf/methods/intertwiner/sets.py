@@ -1,0 +1,25 @@
+"""The small (less reliable) and large (reliable) sets of each level (paper Eq. 7, Sec. 6.2;
+Table 2a "by RoI size"; SPEC §2).
+
+The small set of level l is the foreground RoIs assigned to l (Eq. 6); its large set is the
+foreground RoIs assigned to levels m > l. ``roi_size`` is Table 2a's split: a RoI smaller than
+the RoI output on its level's map is small, otherwise large.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def small_large_masks(classes, levels, level: int, *, split: str = "level", rois=None,
+                      roi_output_size: int = 14):
+    """Eq. 7 for one level -> (small [B, R] bool, large [B, R] bool), foreground RoIs only."""
+    fg = classes > 0
+    at_level = tf.equal(levels, level)
+    if split == "level":
+        return fg & at_level, fg & (levels > level)
+    if split == "roi_size":
+        side = float(roi_output_size * 2 ** level)  # the RoI output's extent on P_l, in pixels
+        area = (rois[..., 2] - rois[..., 0]) * (rois[..., 3] - rois[..., 1])
+        below = area < side * side
+        return fg & at_level & below, fg & ((levels > level) | (at_level & ~below))
+    raise ValueError(f"intertwiner split must be 'level' or 'roi_size', got {split!r}")
