@@ -77,7 +77,7 @@ def test_merge_point_mixes_the_critic_where_configured(point):
 
 
 def test_critic_extra_conv_adds_the_authors_third_unit():
-    plain, extra = tiny_model(), tiny_model(IT + "critic_extra_conv=true")
+    plain, extra = tiny_model(IT + "critic_extra_conv=false"), tiny_model(IT + "critic_extra_conv=true")
     assert len(extra.intertwiner.critic.extra) == 3 and plain.intertwiner.critic.extra == []
     kernel = extra.intertwiner.critic.extra[0].kernel
     assert tuple(kernel.shape) == (1, 1, 16, 16)  # 1x1 conv D -> D (fc_dim 16 here)
@@ -138,5 +138,5 @@ def test_warmup_ramps_both_extra_losses_linearly():
         np.testing.assert_allclose(float(losses["intertwiner"]), factor * inter, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(float(losses["alignment"]), factor * ot, rtol=1e-5, atol=1e-7)
         assert float(metrics["extra_loss_ramp"]) == pytest.approx(factor)
-    no_warmup, _ = tiny_model().train_losses(b, training=True, step=tf.constant(0, tf.int64))
+    no_warmup, _ = tiny_model(IT + "warmup_steps=0").train_losses(b, training=True, step=tf.constant(0, tf.int64))
     assert float(no_warmup["intertwiner"]) > 0  # without warm-up, full weight from step 0

@@ -35,6 +35,8 @@ OVERRIDES = TINY + [
     "model.rpn.num_samples=2048", "model.rpn.positive_fraction=1.0",
     "model.roi.num_samples=28", "model.roi.foreground_fraction=1.0",
     f"data.max_instances={MAX_GT}", f"train.batch_size={GLOBAL_BATCH}", "train.clip_norm=0.5",
+    # full-weight extra losses from the first step, so both steps exercise them
+    "model.intertwiner.warmup_steps=0",
 ]
 
 
