@@ -23,6 +23,7 @@ study file, flag or config).
 from __future__ import annotations
 
 import collections
+import io
 import json
 import math
 import os
@@ -37,6 +38,7 @@ import yaml
 from absl import app, flags
 
 from internet_tf.config import ConfigError, load_config
+from internet_tf.files import write_atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -122,14 +124,15 @@ def config_diff(saved, wanted, prefix: str = ""):
     return None if saved == wanted else prefix.rstrip(".")
 
 
-def relevant(cfg: dict) -> dict:
-    """The parts of a config dict that shape a run: the options of a disabled method (the
-    intertwiner's, for the baseline) do not, so adding or changing them reuses baseline runs."""
-    model = cfg.get("model") if isinstance(cfg, dict) else None
-    it = model.get("intertwiner") if isinstance(model, dict) else None
-    if isinstance(it, dict) and it.get("enabled") is False:
-        cfg = {**cfg, "model": {**model, "intertwiner": {"enabled": False}}}
-    return cfg
+def relevant(cfg):
+    """The parts of a config dict that shape a run: a section with ``enabled: false`` (a
+    disabled method, such as the baseline's intertwiner) keeps only that key, so adding or
+    changing the options of a disabled method still reuses the run."""
+    if not isinstance(cfg, dict):
+        return cfg
+    if cfg.get("enabled") is False:
+        return {"enabled": False}
+    return {k: relevant(v) for k, v in cfg.items()}
 
 
 def checkpoint_step(run_dir: str):
@@ -215,12 +218,6 @@ def format_table(summary: dict, reference: str, note: str = "") -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: str, text: str):
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def bar_chart(summary: dict, path: str, title: str):
     import matplotlib
 
@@ -238,9 +235,10 @@ def bar_chart(summary: dict, path: str, title: str):
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path + ".tmp", format="png", dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, png.getvalue())
 
 
 def run_one(run_dir: str, variant: dict, seed: int, report_only: bool) -> str:

@@ -53,18 +53,6 @@ def latest_checkpoint(model_dir: str) -> str:
     return latest
 
 
-def restore_model(cfg: Config, num_classes: int, checkpoint: str):
-    """Builds the configured detector and restores its weights from ``checkpoint``."""
-    import tensorflow as tf
-
-    from internet_tf.modeling.factory import build_model
-
-    model = build_model(cfg.model, num_classes)
-    model.build_all()
-    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-    return model
-
-
 def run_with_config(action):
     """Loads the flags' config and returns ``action(cfg)``; a dataset error exits with its
     message (exit code 2, no traceback)."""

@@ -8,7 +8,7 @@ import os
 
 from absl import app, flags
 
-from internet_tf.cli.common import (define_config_flags, latest_checkpoint, restore_model,
+from internet_tf.cli.common import (define_config_flags, latest_checkpoint,
                                     run_with_config)
 
 define_config_flags()
@@ -21,10 +21,11 @@ def evaluate_checkpoint(cfg, model_dir: str) -> dict:
     from internet_tf.data.datasets import load_datasets
     from internet_tf.evaluation.coco_eval import format_metrics
     from internet_tf.evaluation.runner import evaluate_model
+    from internet_tf.modeling.factory import restore_model
 
     latest = latest_checkpoint(model_dir)
     bundle = load_datasets(cfg, train=False)
-    model = restore_model(cfg, bundle.num_classes, latest)
+    model = restore_model(cfg.model, bundle.num_classes, latest)
     step = int(latest.rsplit("-", 1)[-1])
     out = os.path.join(model_dir, "eval")
     metrics = evaluate_model(model, bundle, cfg, out, step=step,

@@ -14,13 +14,13 @@ Prints ``small-to-own-class-large-centroid / small-to-other-class distance ratio
 """
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app, flags
 
-from internet_tf.cli.common import (define_config_flags, fail, latest_checkpoint, restore_model,
+from internet_tf.cli.common import (define_config_flags, fail, latest_checkpoint,
                                     run_with_config)
+from internet_tf.files import write_json_atomic
 
 define_config_flags()
 if "out" not in flags.FLAGS:  # internet-predict defines one too
@@ -42,6 +42,7 @@ def mechanism_check(cfg, model_dir: str, out_dir: str, *, max_images=None,
     """Writes ``out_dir/mechanism.json`` (and ``tsne.png``); returns the json's dict."""
     from internet_tf.data.datasets import eval_dataset, load_datasets
     from internet_tf.evaluation import mechanism
+    from internet_tf.modeling.factory import restore_model
 
     if tsne:
         try:
@@ -50,7 +51,7 @@ def mechanism_check(cfg, model_dir: str, out_dir: str, *, max_images=None,
             fail(f"{e}; or run with --notsne")
     latest = latest_checkpoint(model_dir)
     bundle = load_datasets(cfg, train=False)
-    model = restore_model(cfg, bundle.num_classes, latest)
+    model = restore_model(cfg.model, bundle.num_classes, latest)
     extracted = mechanism.extract_features(model, eval_dataset(bundle, cfg), max_images=max_images)
     is_small, is_large = mechanism.size_masks(extracted.areas)
     try:
@@ -61,8 +62,7 @@ def mechanism_check(cfg, model_dir: str, out_dir: str, *, max_images=None,
     result.update(checkpoint=latest, num_images=extracted.num_images,
                   class_names={c: bundle.class_names[c] for c in result["classes"]})
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "mechanism.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    write_json_atomic(os.path.join(out_dir, "mechanism.json"), result, indent=1)
     if tsne:
         mechanism.tsne_plot(extracted.features, extracted.labels, is_small, is_large,
                             bundle.class_names, os.path.join(out_dir, "tsne.png"), seed=cfg.seed)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from internet_tf.config import Config, ConfigError
 from internet_tf.data import embedded, pipeline
 from internet_tf.data.coco import CocoIndex, DatasetError
+from internet_tf.files import write_json_atomic
 
 
 @dataclasses.dataclass
@@ -101,10 +102,7 @@ def write_label_map(model_dir: str, data: DatasetBundle):
     """``model_dir/labels.json``: label -> (category id, name), for export without the dataset."""
     entries = [{"label": label, "category_id": int(cat_id), "name": data.class_names[label]}
                for label, cat_id in sorted(data.label_to_cat_id.items())]
-    path = os.path.join(model_dir, "labels.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(entries, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json_atomic(os.path.join(model_dir, "labels.json"), entries, indent=1)
 
 
 def read_label_map(model_dir: str):

@@ -27,12 +27,13 @@ import concurrent.futures
 import io
 import json
 import os
-import threading
 from typing import Any
 
 import numpy as np
 from absl import logging
 from PIL import Image, ImageDraw
+
+from internet_tf.files import write_atomic
 
 GENERATOR_VERSION = 1
 # (name, base RGB colour), in category-id order. Colours are jittered per object.
@@ -192,13 +193,6 @@ def _render(rng: np.random.Generator, image_size: int, num_classes: int):
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), objects
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _write_image(image_dir: str, split: str, i: int, params: dict):
     """Renders and writes image ``i`` of ``split``; returns (file_name, shape, objects)."""
     rng = np.random.default_rng([params["seed"], _SPLITS[split], i])
@@ -207,7 +201,7 @@ def _write_image(image_dir: str, split: str, i: int, params: dict):
         file_name, buf = f"{i:06d}.jpg", _encode(pixels, "JPEG", {"quality": 92})
     else:
         file_name, buf = f"{i:06d}.png", _encode(pixels, "PNG", {"compress_level": 1})
-    _atomic_write(os.path.join(image_dir, file_name), buf)
+    write_atomic(os.path.join(image_dir, file_name), buf, fsync=False)
     return file_name, pixels.shape, objects
 
 
@@ -236,8 +230,7 @@ def _generate_split(root: str, split: str, num_images: int, params: dict) -> Non
         "categories": [{"id": CATEGORY_IDS[k], "name": SHAPES[k][0], "supercategory": "shape"}
                        for k in range(params["num_classes"])],
     }
-    _atomic_write(os.path.join(root, f"{split}.json"),
-                  json.dumps(data, separators=(",", ":")).encode("utf-8"))
+    write_atomic(os.path.join(root, f"{split}.json"), json.dumps(data, separators=(",", ":")), fsync=False)
 
 
 def _encode(pixels: np.ndarray, fmt: str, kwargs: dict) -> bytes:

@@ -13,12 +13,12 @@ a ``ValueError`` rather than silently rounded to a neighbouring id.
 """
 import contextlib
 import io
-import json
 import os
-import tempfile
 
 import numpy as np
 from pycocotools.cocoeval import COCOeval
+
+from internet_tf.files import write_json_atomic
 
 MAX_IMAGE_ID = 2 ** 24
 METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl",
@@ -28,23 +28,6 @@ METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl",
 def _to_numpy(x):
     """Eager tf.Tensor / array-like -> numpy (no TensorFlow import needed here)."""
     return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
-
-
-def _atomic_write_json(path, obj, indent=None):
-    """Write JSON to ``path`` via a temporary file in the same directory + ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=indent, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 class CocoEvaluator:
@@ -211,8 +194,8 @@ class CocoEvaluator:
         """
         os.makedirs(out_dir, exist_ok=True)
         metrics = self._metrics if self._metrics is not None else self.evaluate()
-        det_path = _atomic_write_json(os.path.join(out_dir, "detections.json"), self._results)
-        met_path = _atomic_write_json(os.path.join(out_dir, "metrics.json"), metrics, indent=2)
+        det_path = write_json_atomic(os.path.join(out_dir, "detections.json"), self._results)
+        met_path = write_json_atomic(os.path.join(out_dir, "metrics.json"), metrics, indent=2)
         return met_path, det_path
 
 

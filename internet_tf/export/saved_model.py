@@ -94,7 +94,7 @@ def export(model, label_to_cat_id: dict, class_names: list, export_dir: str) -> 
 def export_checkpoint(cfg, model_dir: str, export_dir: str) -> str:
     """Exports the latest checkpoint of ``model_dir``; returns the checkpoint path."""
     from internet_tf.data.datasets import read_label_map
-    from internet_tf.modeling.factory import build_model
+    from internet_tf.modeling.factory import restore_model
 
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     if latest is None:
@@ -102,8 +102,6 @@ def export_checkpoint(cfg, model_dir: str, export_dir: str) -> str:
     if not os.path.exists(os.path.join(model_dir, "labels.json")):
         raise ExportError(f"{model_dir}/labels.json is missing (it is written by internet-train)")
     label_to_cat_id, names = read_label_map(model_dir)
-    model = build_model(cfg.model, len(label_to_cat_id))
-    model.build_all()
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    model = restore_model(cfg.model, len(label_to_cat_id), latest)
     export(model, label_to_cat_id, names, export_dir)
     return latest

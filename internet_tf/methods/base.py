@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import keras
 
-MERGE_POINTS = ("fc1", "predictor")
-
-
 class TrainingMethod(keras.layers.Layer):
     """Base class: every hook leaves the detector unchanged."""
 
@@ -32,7 +29,7 @@ class TrainingMethod(keras.layers.Layer):
         return roi_features, {}
 
     def merge(self, point: str, features, context: dict):
-        """Box-head features [B, R, D] at ``point`` (one of ``MERGE_POINTS``) -> features."""
+        """Box-head features [B, R, D] at ``point`` ("fc1" or "predictor", ``BoxHead``) -> features."""
         return features
 
     def losses(self, outputs: dict, batch: dict, step=None, training=True):

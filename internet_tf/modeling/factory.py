@@ -9,3 +9,14 @@ from internet_tf.modeling.detector import Detector
 
 def build_model(cfg: ModelConfig, num_classes: int) -> Detector:
     return Detector(cfg, num_classes, methods=build_methods(cfg, num_classes))
+
+
+def restore_model(cfg: ModelConfig, num_classes: int, checkpoint: str) -> Detector:
+    """Builds the configured detector (every variable) and restores its weights from
+    ``checkpoint``; training-only state the caller does not use may be absent."""
+    import tensorflow as tf
+
+    model = build_model(cfg, num_classes)
+    model.build_all()
+    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+    return model

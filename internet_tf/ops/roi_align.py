@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from internet_tf.ops.levels import ROI_LEVELS
+
 
 def assign_levels(boxes, *, base: float = 224.0, canonical_level: int = 4, min_level: int = 2,
                   max_level: int = 5, rounding: str = "floor"):
@@ -57,12 +59,10 @@ def crop_level(feature, boxes, box_indices, stride: int, output_size: int = 14,
 def roi_align_flat(features: dict, boxes, box_indices, levels, *, output_size: int = 14,
                    sampling_ratio: int = 2):
     """RoIAlign of flat ``boxes`` [K, 4] (batch element ``box_indices`` [K]) each on its level
-    ``levels`` [K] of ``features`` {l: [B, H, W, C]} (levels above 5 are ignored) -> [K, S, S, C].
-    Each RoI is cropped once, from its own level only."""
+    ``levels`` [K] of ``features`` {l: [B, H, W, C]} (maps of levels that carry no RoIs, P6,
+    are ignored) -> [K, S, S, C]. Each RoI is cropped once, from its own level only."""
     positions, crops = [], []
-    for level in sorted(features):
-        if level > 5:
-            continue
+    for level in [l for l in ROI_LEVELS if l in features]:
         idx = tf.cast(tf.where(tf.equal(levels, level))[:, 0], tf.int32)
         crops.append(crop_level(features[level], tf.gather(boxes, idx), tf.gather(box_indices, idx),
                                 2 ** level, output_size, sampling_ratio))
@@ -82,5 +82,4 @@ def multilevel_roi_align(features: dict, boxes, levels, *, output_size: int = 14
     num_rois = tf.shape(boxes)[1]
     merged = roi_align_flat(features, tf.reshape(boxes, [-1, 4]), tf.repeat(tf.range(batch), num_rois),
                             tf.reshape(levels, [-1]), output_size=output_size, sampling_ratio=sampling_ratio)
-    channels = features[min(features)].shape[-1]
-    return tf.reshape(merged, [batch, num_rois, output_size, output_size, channels])
+    return tf.reshape(merged, [batch, num_rois, output_size, output_size, merged.shape[-1]])

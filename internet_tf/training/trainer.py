@@ -19,6 +19,7 @@ from absl import logging
 
 from internet_tf.config import Config
 from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, load_datasets, write_label_map
+from internet_tf.files import write_atomic
 from internet_tf.training import distribute, optim
 from internet_tf.training.step import build_train_step
 
@@ -59,11 +60,7 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     def _write_config(self):
-        path = os.path.join(self.model_dir, "config.yaml")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(self.cfg.to_yaml())
-        os.replace(tmp, path)
+        write_atomic(os.path.join(self.model_dir, "config.yaml"), self.cfg.to_yaml())
 
     def restore(self) -> int:
         """Restores the chief's latest checkpoint if there is one; returns the step."""

@@ -7,9 +7,6 @@ serves the intertwiner loss), ``naive_add`` (weight 1 each). Points (``methods/b
 """
 from __future__ import annotations
 
-MODES = ("linear", "separate", "naive_add")
-
-
 def merge(head_features, critic_features, mode: str = "linear"):
     """Table 2c: how the critic feature joins the detection head's feature."""
     if mode == "linear":

@@ -1,0 +1,29 @@
+"""internet_tf.files: the one atomic write."""
+import json
+import math
+import os
+
+import pytest
+
+from internet_tf.files import write_atomic, write_json_atomic
+
+
+def test_write_atomic_text_and_bytes_replace_the_whole_file(tmp_path):
+    path = str(tmp_path / "a.txt")
+    assert write_atomic(path, "first") == path
+    write_atomic(path, b"\x00second", fsync=False)
+    with open(path, "rb") as f:
+        assert f.read() == b"\x00second"
+    assert os.listdir(tmp_path) == ["a.txt"]  # no temporary file left behind
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = str(tmp_path / "m.json")
+    write_json_atomic(path, {"AP": 0.5}, indent=2)
+    with pytest.raises(ValueError):
+        write_json_atomic(path, {"AP": math.nan})  # strict JSON: refused before writing
+    with pytest.raises(TypeError):
+        write_atomic(path, 123)  # neither str nor bytes: fails inside the temporary file
+    with open(path) as f:
+        assert json.load(f) == {"AP": 0.5}
+    assert os.listdir(tmp_path) == ["m.json"]
