@@ -11,10 +11,12 @@ def write_atomic(path: str, data, fsync: bool = True) -> str:
     """Writes ``data`` (str or bytes) to ``path`` through a uniquely named temporary file in
     the same folder and ``os.replace``: readers see the old file or the whole new one, never a
     part, and concurrent writers of different paths never share a temporary name. ``fsync``
-    also flushes the data to disk before the rename. Returns ``path``."""
+    also flushes the data to disk before the rename. The file gets the usual permissions
+    (0666 less the umask), not ``mkstemp``'s private 0600. Returns ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             if fsync:
@@ -26,6 +28,13 @@ def write_atomic(path: str, data, fsync: bool = True) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it; os has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path: str, obj, indent=None) -> str:

@@ -27,3 +27,12 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     with open(path) as f:
         assert json.load(f) == {"AP": 0.5}
     assert os.listdir(tmp_path) == ["m.json"]
+
+
+def test_written_files_get_the_umask_permissions_not_private_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_atomic(str(tmp_path / "config.yaml"), "a: 1\n")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644  # readable by others, like open(..., "w")
