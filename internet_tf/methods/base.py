@@ -22,10 +22,10 @@ class TrainingMethod(keras.layers.Layer):
         """{level: map} -> the maps the box head's RoIAlign reads (the RPN keeps ``pyramid``)."""
         return pyramid
 
-    def transform_rois(self, roi_features, levels, training=False, for_loss=True):
+    def transform_rois(self, roi_features, levels, training=False):
         """RoI features [B, R, S, S, C], levels [B, R] -> (RoI features for the box head,
-        context dict of side tensors that ``merge`` and ``losses`` read). ``for_loss`` is
-        False at inference, where side tensors only the losses need may be skipped."""
+        context dict of side tensors that ``merge`` and ``losses`` read). It runs at
+        inference too: what only a loss needs belongs in ``losses``."""
         return roi_features, {}
 
     def merge(self, point: str, features, context: dict):

@@ -80,7 +80,7 @@ class Detector(keras.Model):
                                      sampling_ratio=self.cfg.roi.sampling_ratio)
         return levels, feats
 
-    def head_path(self, pyramid, rois, training=False, for_loss=True):
+    def head_path(self, pyramid, rois, training=False):
         """RoIs [B, R, 4] -> (levels [B, R], RoI features the box head read [B, R, S, S, C],
         predictor input [B, R, D], context of the methods' side tensors)."""
         maps = pyramid
@@ -89,7 +89,7 @@ class Detector(keras.Model):
         levels, feats = self.roi_features(maps, rois)
         context = {}
         for method in self.methods:
-            feats, extra = method.transform_rois(feats, levels, training=training, for_loss=for_loss)
+            feats, extra = method.transform_rois(feats, levels, training=training)
             context.update(extra)
 
         def mix(point, features):
@@ -149,7 +149,7 @@ class Detector(keras.Model):
         """Images [B, S, S, 3] (0..255, padded) -> detections in input pixels (see postprocess)."""
         pyramid = self.pyramid(images, training=False)
         _, _, rois, valid = self.proposals(pyramid, image_info, training=False)
-        _, _, head_feats, _ = self.head_path(pyramid, rois, training=False, for_loss=False)
+        _, _, head_feats, _ = self.head_path(pyramid, rois, training=False)
         class_logits, box_deltas = self.predictor(head_feats)
         head = self.cfg.head
         return detect(class_logits, box_deltas, rois, image_info, bbox_weights=tuple(head.bbox_weights),
@@ -164,7 +164,7 @@ class Detector(keras.Model):
         large-object features of one class.
         """
         pyramid = self.pyramid(images, training=False)
-        return self.head_path(pyramid, rois, training=False, for_loss=False)[2]
+        return self.head_path(pyramid, rois, training=False)[2]
 
     def call(self, images, training=False):
         b = tf.shape(images)[0]

@@ -124,6 +124,33 @@ def test_separate_merge_keeps_head_feature_at_inference():
     model = tiny_model("model.intertwiner.merge=separate")
     b = batch()
     out = model.train_outputs(b)
-    assert "critic_features" in out  # the small set still takes the intertwiner loss
-    _, _, feats, context = model.head_path(out["pyramid"], out["rois"], for_loss=False)
+    assert "critic_features" not in out  # nothing in the head path reads the critic
+    _, _, feats, context = model.head_path(out["pyramid"], out["rois"])
     assert context == {} and feats.shape[-1] == 16
+
+
+def test_separate_merge_runs_the_critic_on_the_foreground_rois_only():
+    """With ``merge: separate`` the intertwiner loss is the only reader of critic features,
+    and it reads foreground RoIs only (Eq. 7's small sets): the loss must equal the one
+    computed from a critic pass over those RoIs alone, and background RoIs get no feature."""
+    from internet_tf.methods.intertwiner.loss import level_loss
+    from internet_tf.methods.intertwiner.sets import small_large_masks
+
+    model = tiny_model("model.intertwiner.merge=separate")
+    it = model.intertwiner
+    out = model.train_outputs(batch(), training=False)
+    classes, levels = out["roi_classes"], out["roi_levels"]
+    fg = classes.numpy() > 0
+    assert 0 < fg.sum() < fg.size  # the batch has both foreground and background RoIs
+    critic = it._small_set_critic(out, training=False).numpy()
+    assert np.all(critic[~fg] == 0.0)
+    by_hand = it.critic(tf.boolean_mask(out["roi_features"], fg), training=False).numpy()
+    np.testing.assert_allclose(critic[fg], by_hand, rtol=1e-5, atol=1e-6)
+    # ... and that is what every level's loss term reads.
+    reps = tf.random.uniform([it.buffer.num_classes + 1, it.critic.dim])
+    valid = tf.ones([it.buffer.num_classes + 1], tf.bool)
+    for level in (2, 3, 4, 5):
+        small = small_large_masks(classes, levels, level)[0]
+        np.testing.assert_allclose(level_loss(critic, classes, small, reps, valid, "l2").numpy(),
+                                   level_loss(tf.where(fg[..., None], critic, 7.0), classes, small,
+                                              reps, valid, "l2").numpy(), rtol=1e-6)

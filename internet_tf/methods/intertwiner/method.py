@@ -55,10 +55,10 @@ class Intertwiner(TrainingMethod):
     def head_maps(self, pyramid, training=False):
         return self.make_up(pyramid, training=training) if self.on_map else pyramid
 
-    def transform_rois(self, roi_features, levels, training=False, for_loss=True):
+    def transform_rois(self, roi_features, levels, training=False):
         made = roi_features if self.on_map else self.make_up(roi_features, levels, training=training)
-        if self.it.merge == "separate" and not for_loss:
-            return made, {}  # the critic only serves the intertwiner loss then
+        if self.it.merge == "separate":
+            return made, {}  # the critic only serves the loss: ``losses`` runs it on the foreground
         return made, {"critic_features": self.critic.on_rois(made, training=training)}
 
     def merge(self, point, features, context):
@@ -93,6 +93,18 @@ class Intertwiner(TrainingMethod):
         sums, counts = global_sum(list(self.buffer.batch_statistics(feats, labels)))
         return self.buffer.apply_statistics(sums, counts, buffer_index)
 
+    def _small_set_critic(self, out, training):
+        """Critic features [B, R, D] of the RoIs the intertwiner loss reads. With a merge they
+        are the head's own (every RoI); with ``merge: separate`` nothing else reads them, so the
+        critic runs on the foreground RoIs only — the union of every level's small set (Eq. 7)
+        — and the other rows stay zero (no loss term reads them)."""
+        if "critic_features" in out:
+            return out["critic_features"]
+        idx = tf.where(out["roi_classes"] > 0)
+        feats = self.critic(tf.gather_nd(out["roi_features"], idx), training=training)
+        shape = tf.concat([tf.shape(out["roi_classes"], out_type=tf.int64), [self.critic.dim]], 0)
+        return tf.scatter_nd(idx, feats, shape)
+
     def ramp(self, step):
         """Warm-up factor of the extra losses: min(1, step / warmup_steps); 1 without warm-up."""
         if step is None or self.it.warmup_steps <= 0:
@@ -119,9 +131,10 @@ class Intertwiner(TrainingMethod):
         ramp = self.ramp(step)
         metrics = {}
         inter = []
+        critic_small = self._small_set_critic(out, training)
         for l in ROI_LEVELS:
             reps, valid = entries[l]
-            term = level_loss(out["critic_features"], classes, masks[l][0], reps, valid, it.loss)
+            term = level_loss(critic_small, classes, masks[l][0], reps, valid, it.loss)
             metrics[f"intertwiner_level{l}"] = term
             inter.append(term)
         losses = {"intertwiner": ramp * it.loss_weight * tf.add_n(inter)}
