@@ -126,13 +126,13 @@ def config_diff(saved, wanted, prefix: str = ""):
 
 def relevant(cfg):
     """The parts of a config dict that shape a run: a section with ``enabled: false`` (a
-    disabled method, such as the baseline's intertwiner) keeps only that key, so adding or
-    changing the options of a disabled method still reuses the run."""
+    disabled method, such as the baseline's intertwiner) is left out, so adding or changing
+    the options of a disabled method — or adding a new method that is off — still reuses
+    the run."""
     if not isinstance(cfg, dict):
         return cfg
-    if cfg.get("enabled") is False:
-        return {"enabled": False}
-    return {k: relevant(v) for k, v in cfg.items()}
+    return {k: relevant(v) for k, v in cfg.items()
+            if not (isinstance(v, dict) and v.get("enabled") is False)}
 
 
 def checkpoint_step(run_dir: str):

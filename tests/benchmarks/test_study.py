@@ -169,6 +169,11 @@ def test_options_of_a_disabled_method_do_not_make_a_run_stale():
     other["model"]["intertwiner"]["merge_point"] = "fc1"
     del other["model"]["intertwiner"]["warmup_steps"]  # a run saved before the key existed
     assert study.config_diff(study.relevant(base), study.relevant(other)) is None
+    old_run = json.loads(json.dumps(base))
+    old_run["model"]["future_method"] = {"enabled": False, "weight": 1.0}  # a method added later, off
+    assert study.config_diff(study.relevant(base), study.relevant(old_run)) is None
+    old_run["model"]["future_method"]["enabled"] = True
+    assert study.config_diff(study.relevant(base), study.relevant(old_run)) == "model.future_method"
     other["model"]["fpn_channels"] = 64  # the detector's own options still count
     assert study.config_diff(study.relevant(base), study.relevant(other)) == "model.fpn_channels"
     enabled = load_config(os.path.join(ROOT, "configs/demo.yaml")).to_dict()
