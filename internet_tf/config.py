@@ -136,6 +136,22 @@ class IntertwinerConfig:
 
 
 @dataclass
+class LabelEncConfig:
+    """LabelEnc label-encoding supervision (SPEC §4, seed 000). Step 1 trains the label
+    encoder h (and its FPN) through the detector's own heads while distilling into the
+    detector; step 2 trains a fresh detector from step 1's FPN and heads with h frozen.
+    The distillation schedule is given as fractions of ``train.steps`` (the authors' 30k of
+    120k iterations and 80k of 90k)."""
+    enabled: bool = False
+    step: int = 1  # 1 | 2
+    step1_dir: Optional[str] = None  # step 2: step 1's --model_dir
+    augment: bool = True  # step 1: each box's label values times min(2·U(0,1), 1)
+    distill_weight: float = 1.0  # λ of the distillation loss
+    distill_start: float = 0.25  # step 1: weight 0 before this fraction of the steps
+    distill_stop: float = 0.889  # step 2: weight 0 from this fraction of the steps on
+
+
+@dataclass
 class ModelConfig:
     backbone: str = "resnet50"  # resnet50 | resnet101 | small_resnet
     backbone_weights: str = "none"  # imagenet | none | /local/path.h5
@@ -148,6 +164,7 @@ class ModelConfig:
     roi: RoiConfig = field(default_factory=RoiConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     intertwiner: IntertwinerConfig = field(default_factory=IntertwinerConfig)
+    labelenc: LabelEncConfig = field(default_factory=LabelEncConfig)
 
 
 @dataclass
@@ -347,6 +364,15 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'model.intertwiner.makeup_kernel' must be a positive odd number")
     if it.warmup_steps < 0:
         raise ConfigError("config key 'model.intertwiner.warmup_steps' must be >= 0")
+    le = m.labelenc
+    if le.step not in (1, 2):
+        raise ConfigError(f"config key 'model.labelenc.step' must be 1 or 2, got {le.step}")
+    if le.enabled and le.step == 2 and not le.step1_dir:
+        raise ConfigError("config key 'model.labelenc.step1_dir' must name step 1's --model_dir "
+                          "when 'model.labelenc.step' is 2")
+    if not (0.0 <= le.distill_start <= 1.0 and 0.0 <= le.distill_stop <= 1.0):
+        raise ConfigError("config keys 'model.labelenc.distill_start'/'distill_stop' are fractions "
+                          "of train.steps in [0, 1]")
     if len(m.small_resnet_widths) != 4:
         raise ConfigError("config key 'model.small_resnet_widths' needs 4 widths (C2-C5)")
     return cfg

@@ -1,8 +1,7 @@
 """Training-time methods handed to the plain detector (``modeling/detector.py``).
 
 Each method is a ``TrainingMethod`` (``base.py``) in its own subpackage: the feature
-intertwiner with its class buffer and OT module (``intertwiner/``, paper Sec. 3), LabelEnc
-next. ``build_methods`` turns the config into the list the detector composes.
+intertwiner with its class buffer and OT module (``intertwiner/``, paper Sec. 3), and LabelEnc (``labelenc/``, seed 000). ``build_methods`` turns the config into the list the detector composes.
 """
 from __future__ import annotations
 
@@ -15,4 +14,8 @@ def build_methods(cfg: ModelConfig, num_classes: int) -> list:
         from internet_tf.methods.intertwiner.method import Intertwiner
 
         methods.append(Intertwiner(cfg, num_classes))
+    if cfg.labelenc.enabled:
+        from internet_tf.methods.labelenc.method import LabelEnc
+
+        methods.append(LabelEnc(cfg, num_classes))
     return methods

@@ -28,14 +28,22 @@ class TrainingMethod(keras.layers.Layer):
         inference too: what only a loss needs belongs in ``losses``."""
         return roi_features, {}
 
+    def set_total_steps(self, total_steps: int):
+        """The run's length in optimizer steps, for schedules given as fractions of it."""
+
+    def start_fresh(self, detector):
+        """Called once when a run starts without a checkpoint (not on resume): a method may
+        initialise weights from elsewhere (LabelEnc step 2 loads step 1)."""
+
     def merge(self, point: str, features, context: dict):
         """Box-head features [B, R, D] at ``point`` ("fc1" or "predictor", ``BoxHead``) -> features."""
         return features
 
-    def losses(self, outputs: dict, batch: dict, step=None, training=True):
+    def losses(self, outputs: dict, batch: dict, step=None, training=True, detector=None):
         """Training-only terms -> (name -> weighted scalar loss, name -> scalar metric).
         ``outputs`` is the detector's training forward pass (``Detector.train_outputs``),
-        ``step`` the optimizer step (None: treat warm-ups as finished)."""
+        ``step`` the optimizer step (None: treat warm-ups as finished), ``detector`` the
+        detector itself (a method that runs its heads on other inputs, like LabelEnc)."""
         return {}, {}
 
     def inference_layers(self) -> list:

@@ -105,10 +105,13 @@ class Detector(keras.Model):
         return layers + [l for m in self.methods for l in m.inference_layers()]
 
     # -- training ------------------------------------------------------------------------
-    def train_outputs(self, batch, training=True):
-        """One forward pass of the training graph; returns every tensor the losses need."""
-        images, gt_boxes, gt_classes = batch["images"], batch["gt_boxes"], batch["gt_classes"]
-        pyramid = self.pyramid(images, training=training)
+    def train_outputs(self, batch, training=True, pyramid=None):
+        """One forward pass of the training graph; returns every tensor the losses need.
+        ``pyramid`` replaces the FPN maps of the batch's images (LabelEnc step 1 runs the
+        same RPN and box head on the label encoder's pyramid, SPEC §4)."""
+        gt_boxes, gt_classes = batch["gt_boxes"], batch["gt_classes"]
+        if pyramid is None:
+            pyramid = self.pyramid(batch["images"], training=training)
         logits, deltas, proposals, valid = self.proposals(pyramid, batch["image_info"], training=True)
         rpn, roi = self.cfg.rpn, self.cfg.roi
         rpn_t = target_ops.rpn_targets(
@@ -133,16 +136,22 @@ class Detector(keras.Model):
         Eq. 5's L) and extra scalars to log. ``step`` (the optimizer step) drives the
         methods' loss warm-ups; None means warm-ups are over."""
         out = self.train_outputs(batch, training=training)
-        losses = dict(loss_lib.rpn_losses(out["rpn_logits"], out["rpn_deltas"], out["rpn_targets"]))
-        losses.update(loss_lib.head_losses(out["class_logits"], out["box_deltas"], out["roi_targets"]))
+        losses = self.detection_losses(out)
         metrics = {}
         for method in self.methods:
-            extra, extra_metrics = method.losses(out, batch, step=step, training=training)
+            extra, extra_metrics = method.losses(out, batch, step=step, training=training, detector=self)
             losses.update(extra)
             metrics.update(extra_metrics)
         fg = tf.reduce_sum(tf.cast(out["roi_classes"] > 0, tf.float32))
         metrics["foreground_rois_per_image"] = fg / tf.cast(tf.shape(out["rois"])[0], tf.float32)
         return losses, metrics
+
+    @staticmethod
+    def detection_losses(out) -> dict:
+        """The standard Faster R-CNN terms (RPN and box head) of ``train_outputs``' result."""
+        losses = dict(loss_lib.rpn_losses(out["rpn_logits"], out["rpn_deltas"], out["rpn_targets"]))
+        losses.update(loss_lib.head_losses(out["class_logits"], out["box_deltas"], out["roi_targets"]))
+        return losses
 
     # -- inference -----------------------------------------------------------------------
     def inference(self, images, image_info):

@@ -44,6 +44,8 @@ class Trainer:
         keras.utils.set_random_seed(cfg.seed)
         self.model, self.optimizer = optim.build_model_and_optimizer(
             cfg, self.data.num_classes, self.num_train_images, self.strategy)
+        for method in self.model.methods:
+            method.set_total_steps(self.total_steps)
         self.is_chief = distribute.is_chief(self.strategy)
         # Every worker saves (distributed variables may need all of them); only the chief
         # into model_dir, the others into a scratch folder removed after training.
@@ -68,6 +70,9 @@ class Trainer:
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Restored %s (step %d)", latest, self.step)
+        else:
+            for method in self.model.methods:
+                method.start_fresh(self.model)
         return self.step
 
     # -- the loop ------------------------------------------------------------------------

@@ -117,3 +117,22 @@ def test_predict_writes_json_and_png(exported, tmp_path):
         for det in data["detections"]:
             assert det["category_id"] in CATS.values() and len(det["box"]) == 4
         assert Image.open(tmp_path / "out" / f"img{i}.png").size == (data["width"], data["height"])
+
+
+def test_export_of_internet_with_labelenc_has_none_of_labelenc(tmp_path):
+    """LabelEnc (SPEC §4) is training-only: h, its FPN and adapt never reach the SavedModel,
+    also when it is combined with the intertwiner."""
+    cfg = load_config(None, TINY + ["model.labelenc.enabled=true"])
+    model = build_model(cfg.model, 3)
+    model.build_all()
+    labelenc = next(m for m in model.methods if m.name == "labelenc")
+    assert labelenc.encoder.weights and labelenc.adapt.weights
+    out = export(model, CATS, NAMES, str(tmp_path / "saved"))
+    loaded = tf.saved_model.load(out)
+    exported = loaded.signatures["serving_default"].variables
+    names = [v.name for v in exported]
+    keys = [k for k, _ in tf.train.list_variables(os.path.join(out, "variables", "variables"))]
+    inference = [v for layer in model.inference_layers() for v in layer.variables]
+    # exactly the detector's and the intertwiner's inference layers (same count and shapes) ...
+    assert sorted(map(str, (v.shape for v in exported))) == sorted(map(str, (v.shape for v in inference)))
+    assert not [n for n in names + keys if "label" in n]  # ... and nothing named after LabelEnc

@@ -36,7 +36,8 @@ def test_config_trains_two_steps_without_nan(path):
     model, optimizer = optim.build_model_and_optimizer(cfg, 3, 100)
     # The ablation rows run the same step eagerly: tracing this graph takes ~20 s on 2
     # cores, and the shipped top-level configs already cover the compiled path.
-    eager = os.path.dirname(path).endswith("ablations")
+    # The demo LabelEnc configs run the COCO LabelEnc configs' code paths.
+    eager = os.path.dirname(path).endswith("ablations") or os.path.basename(path).startswith("demo_labelenc")
     step = build_train_step(model, optimizer, cfg.train.clip_norm, compiled=not eager)
     batch = synthetic_batch(2, 128, 8, 3, boxes_per_image=4)
     for _ in range(2):
@@ -46,5 +47,8 @@ def test_config_trains_two_steps_without_nan(path):
     expected = {"intertwiner"} if cfg.model.intertwiner.enabled else set()
     if cfg.model.intertwiner.enabled and cfg.model.intertwiner.alignment != "none":
         expected.add("alignment")
+    if cfg.model.labelenc.enabled:  # SPEC §4: step 1 also trains the heads on h(y)
+        expected |= {"distill"} | ({f"labelenc_{t}" for t in ("rpn_class", "rpn_box", "head_class", "head_box")}
+                                   if cfg.model.labelenc.step == 1 else set())
     assert {k[5:] for k in values if k.startswith("loss/")} - {"total", "rpn_class", "rpn_box",
                                                                "head_class", "head_box"} == expected

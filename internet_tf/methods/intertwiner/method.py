@@ -111,7 +111,7 @@ class Intertwiner(TrainingMethod):
             return tf.constant(1.0)
         return tf.minimum(1.0, tf.cast(step, tf.float32) / float(self.it.warmup_steps))
 
-    def losses(self, out, batch, step=None, training=True):
+    def losses(self, out, batch, step=None, training=True, detector=None):
         it = self.it
         classes, levels = out["roi_classes"], out["roi_levels"]
         masks = {l: small_large_masks(classes, levels, l, split=it.split, rois=out["rois"],

@@ -1,0 +1,97 @@
+"""LabelEnc as a training-time method handed to the detector (SPEC §4; seed 000).
+
+Step 1: the label map y of the batch's ground truth (with the per-box intensity
+augmentation) goes through h and its FPN; the detector's *own* RPN and box head run on that
+pyramid with their own losses (``labelenc_rpn_*``, ``labelenc_head_*``), from which h and its
+FPN learn; the distillation loss between adapt(FPN(I)) and the detached FPN_h(h(y)) trains
+the detector after a warm-up (weight 0 before ``distill_start`` of the steps).
+Step 2: h and its FPN are frozen (loaded from step 1, ``step1.py``); only the distillation
+loss, on the clean label map, until ``distill_stop`` of the steps.
+Nothing of h, its FPN or adapt is part of inference or of an export.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from internet_tf.config import ModelConfig
+from internet_tf.methods.base import TrainingMethod
+from internet_tf.methods.labelenc.adapt import Adaptation
+from internet_tf.methods.labelenc.distill import distillation_loss
+from internet_tf.methods.labelenc.encoder import STEM_CHANNELS, WIDTHS, EXPANSION, LabelEncoder
+from internet_tf.methods.labelenc.label_map import label_map, random_intensity
+
+
+MIN_WIDTH = 8  # TF's CPU (oneDNN) convs corrupt memory on 2-channel backward passes
+
+
+def encoder_shape(cfg: ModelConfig):
+    """(bottleneck widths, stem channels, C2–C5 channels) of h, so that h's outputs have the
+    channels of the detector backbone's and its FPN the detector FPN's shapes (SPEC §4):
+    Table 1 for the ResNets; for the small CPU ResNet (ours) its stage widths as outputs,
+    a quarter of them (at least 8) as bottleneck widths, and its stem width."""
+    if cfg.backbone == "small_resnet":
+        outputs = tuple(int(w) for w in cfg.small_resnet_widths)
+        return tuple(max(MIN_WIDTH, w // EXPANSION) for w in outputs), outputs[0], outputs
+    return WIDTHS, STEM_CHANNELS, tuple(EXPANSION * w for w in WIDTHS)
+
+
+class LabelEnc(TrainingMethod):
+    def __init__(self, cfg: ModelConfig, num_classes: int, name: str = "labelenc", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.le = cfg.labelenc
+        self.num_classes = int(num_classes)
+        self.image_size = int(cfg.image_size)
+        widths, stem, outputs = encoder_shape(cfg)
+        self.encoder = LabelEncoder(cfg.fpn_channels, widths=widths, stem_channels=stem, outputs=outputs)
+        self.adapt = Adaptation(cfg.fpn_channels)
+        if self.le.step == 2:
+            self.encoder.trainable = False  # h and its FPN are frozen in step 2
+        self.total_steps = None
+
+    def set_total_steps(self, total_steps: int):
+        self.total_steps = int(total_steps)
+
+    def start_fresh(self, detector):
+        if self.le.step == 2:
+            from internet_tf.methods.labelenc.step1 import initialise_from_step1
+
+            initialise_from_step1(detector, self, detector.cfg)
+
+    def distill_factor(self, step):
+        """1 while the distillation loss is on, else 0: step 1 switches it on at
+        ``distill_start``·steps, step 2 off at ``distill_stop``·steps; always on when the
+        step or the run length is unknown."""
+        if step is None or self.total_steps is None:
+            return tf.constant(1.0)
+        step = tf.cast(step, tf.float32)
+        if self.le.step == 1:
+            return tf.cast(step >= self.le.distill_start * self.total_steps, tf.float32)
+        return tf.cast(step < self.le.distill_stop * self.total_steps, tf.float32)
+
+    def inference_layers(self):
+        return []
+
+    def teacher(self, batch, training=True):
+        """FPN_h(h(y)) of the batch's label map (augmented in step 1 when training)."""
+        intensity = None
+        if self.le.step == 1 and self.le.augment and training:
+            intensity = random_intensity(batch["gt_classes"])
+        y = label_map(batch["gt_boxes"], batch["gt_classes"], self.num_classes,
+                      self.image_size, self.image_size, intensity)
+        return self.encoder(y, training=training and self.le.step == 1)
+
+    def losses(self, out, batch, step=None, training=True, detector=None):
+        teacher = self.teacher(batch, training)
+        losses, metrics = {}, {}
+        if self.le.step == 1:
+            if detector is None:
+                raise ValueError("LabelEnc step 1 runs the detector's heads on h(y): pass detector=")
+            on_labels = detector.detection_losses(detector.train_outputs(batch, training, pyramid=teacher))
+            losses.update({f"labelenc_{k}": v for k, v in on_labels.items()})
+        student = self.adapt({l: out["pyramid"][l] for l in teacher})
+        distill = distillation_loss(student, teacher)  # the teacher is detached inside
+        factor = self.distill_factor(step)
+        losses["distill"] = factor * self.le.distill_weight * distill
+        metrics["labelenc_distill_unweighted"] = distill
+        metrics["labelenc_distill_on"] = factor
+        return losses, metrics

@@ -1,0 +1,94 @@
+"""LabelEnc as a detector plug-in (SPEC §4): step-1 and step-2 losses, who gets gradient from
+what, the distillation schedule, nothing of it on the inference path."""
+import numpy as np
+import tensorflow as tf
+
+from internet_tf.config import load_config
+from internet_tf.methods.labelenc.method import LabelEnc, encoder_shape
+from internet_tf.modeling.factory import build_model
+
+from test_intertwiner_method import TINY, batch
+
+OFF = ["model.intertwiner.enabled=false", "model.labelenc.enabled=true"]
+
+
+def tiny_labelenc(*overrides, num_classes=3):
+    cfg = load_config(None, TINY + OFF + list(overrides))
+    model = build_model(cfg.model, num_classes)
+    model.build_all()
+    return model
+
+
+def _labelenc(model):
+    return next(m for m in model.methods if isinstance(m, LabelEnc))
+
+
+def _grads(model, loss_names, b):
+    with tf.GradientTape() as tape:
+        losses, _ = model.train_losses(b, training=True)
+        total = tf.add_n([losses[n] for n in loss_names])
+    variables = model.trainable_variables
+    return {v.path: g for v, g in zip(variables, tape.gradient(total, variables))}
+
+
+def _nonzero(grads, prefix):
+    return [p for p, g in grads.items() if p.startswith(prefix) and g is not None
+            and float(tf.reduce_max(tf.abs(g))) > 0]
+
+
+def test_step1_runs_the_detector_heads_on_h_of_y_and_h_learns_only_from_them():
+    model = tiny_labelenc()
+    le = _labelenc(model)
+    assert encoder_shape(model.cfg) == ((8, 8, 8, 8), 8, (8, 8, 8, 8))  # small backbone's widths
+    losses, metrics = model.train_losses(batch(), training=True)
+    assert set(losses) == {"rpn_class", "rpn_box", "head_class", "head_box", "distill",
+                           "labelenc_rpn_class", "labelenc_rpn_box", "labelenc_head_class",
+                           "labelenc_head_box"}
+    assert float(metrics["labelenc_distill_unweighted"]) > 0
+    enc = le.encoder.path
+    on_labels = _grads(model, [n for n in losses if n.startswith("labelenc_")], batch())
+    assert _nonzero(on_labels, enc)  # h and its FPN learn from the heads on h(y) ...
+    assert _nonzero(on_labels, model.rpn_head.path)  # ... which are the detector's own heads
+    assert not _nonzero(on_labels, model.backbone.path)  # the images play no part
+    distill = _grads(model, ["distill"], batch())
+    assert not _nonzero(distill, enc)  # the teacher is detached
+    assert _nonzero(distill, le.adapt.path) and _nonzero(distill, model.fpn.path)
+
+
+def test_step2_freezes_h_and_keeps_only_the_distillation():
+    model = tiny_labelenc("model.labelenc.step=2", "model.labelenc.step1_dir=/nowhere")
+    le = _labelenc(model)
+    assert le.encoder.weights and not le.encoder.trainable_weights
+    assert not any(v.path.startswith(le.encoder.path) for v in model.trainable_variables)
+    losses, _ = model.train_losses(batch(), training=True)
+    assert set(losses) == {"rpn_class", "rpn_box", "head_class", "head_box", "distill"}
+    grads = _grads(model, list(losses), batch())
+    assert _nonzero(grads, le.adapt.path) and _nonzero(grads, model.fpn.path)
+
+
+def test_distillation_schedule_follows_the_fractions_of_the_run():
+    step1 = _labelenc(tiny_labelenc("model.labelenc.distill_start=0.25"))
+    step2 = _labelenc(tiny_labelenc("model.labelenc.step=2", "model.labelenc.step1_dir=/x",
+                                    "model.labelenc.distill_stop=0.8"))
+    assert float(step1.distill_factor(0)) == 1.0  # run length unknown: on
+    step1.set_total_steps(100)
+    step2.set_total_steps(100)
+    assert [float(step1.distill_factor(s)) for s in (0, 24, 25, 99)] == [0, 0, 1, 1]
+    assert [float(step2.distill_factor(s)) for s in (0, 79, 80, 99)] == [1, 1, 0, 0]
+    model = tiny_labelenc("model.labelenc.distill_start=0.5")
+    _labelenc(model).set_total_steps(10)
+    losses, metrics = model.train_losses(batch(), training=True, step=tf.constant(2))
+    assert float(losses["distill"]) == 0.0 and float(metrics["labelenc_distill_unweighted"]) > 0
+
+
+def test_nothing_of_labelenc_is_on_the_inference_path():
+    model = tiny_labelenc()
+    le = _labelenc(model)
+    assert le.inference_layers() == []
+    inference_vars = {id(v) for layer in model.inference_layers() for v in layer.weights}
+    assert not any(id(v) in inference_vars for v in le.weights)
+    b = batch()
+    before = model.inference(b["images"], b["image_info"])["detection_scores"].numpy()
+    for v in le.weights:
+        v.assign(v + 1.0)
+    np.testing.assert_array_equal(before, model.inference(b["images"], b["image_info"])["detection_scores"].numpy())

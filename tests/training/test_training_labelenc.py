@@ -1,0 +1,109 @@
+"""LabelEnc step 1 then step 2 through the trainer (SPEC §4): step 2 starts from step 1's
+label encoder, FPN (from h's FPN) and heads, resumes from its own checkpoint, and refuses a
+missing or mismatched step-1 folder with a message naming the problem."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from internet_tf.methods.labelenc.step1 import Step1Error
+from internet_tf.training.trainer import Trainer
+
+LABELENC = ["model.intertwiner.enabled=false", "model.labelenc.enabled=true", "train.evaluate_at_end=false"]
+
+
+def _labelenc(model):
+    return next(m for m in model.methods if m.name == "labelenc")
+
+
+def _values(layer):
+    return [v.numpy().copy() for v in layer.weights]
+
+
+def _assert_equal(a, b):
+    assert len(a) == len(b) and a
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def step1_dir(tmp_path_factory, tiny_data_root):
+    from conftest import TINY
+    from internet_tf.config import load_config
+
+    model_dir = str(tmp_path_factory.mktemp("labelenc") / "step1")
+    cfg = load_config(None, TINY + [f"data.embedded.root={tiny_data_root}"] + LABELENC
+                      + ["train.steps=3", "train.checkpoint_every=3"])
+    trainer = Trainer(cfg, model_dir)
+    trainer.train()
+    assert trainer.step == 3 and np.all(np.isfinite(trainer.history))
+    return model_dir
+
+
+def test_step1_logs_the_losses_on_h_of_y_and_the_distillation(step1_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(step1_dir, "train"), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    expected = {f"train/loss/labelenc_{t}" for t in ("rpn_class", "rpn_box", "head_class", "head_box")}
+    assert expected | {"train/loss/distill"} <= tags, tags
+
+
+def test_step2_starts_from_step1_and_resumes_from_its_own_checkpoint(tiny_config, step1_dir, tmp_path):
+    from internet_tf.modeling.factory import restore_model
+    from internet_tf.config import load_config
+
+    step1_cfg = load_config(os.path.join(step1_dir, "config.yaml"))
+    step1 = restore_model(step1_cfg.model, 4, tf.train.latest_checkpoint(os.path.join(step1_dir, "checkpoints")))
+    step2_args = LABELENC + ["model.labelenc.step=2", f"model.labelenc.step1_dir={step1_dir}",
+                             "train.checkpoint_every=2"]
+    model_dir = str(tmp_path / "step2")
+    trainer = Trainer(tiny_config(*step2_args, "train.steps=2"), model_dir)
+    backbone_before = _values(trainer.model.backbone)
+    assert trainer.restore() == 0  # fresh: loads step 1
+    model, enc1 = trainer.model, _labelenc(step1).encoder
+    _assert_equal(_values(enc1), _values(_labelenc(model).encoder))
+    _assert_equal(_values(enc1.fpn), _values(model.fpn))  # the detector's FPN from h's FPN
+    for name in ("rpn_head", "box_head", "predictor"):
+        _assert_equal(_values(getattr(step1, name)), _values(getattr(model, name)))
+    _assert_equal(backbone_before, _values(model.backbone))  # the backbone stays as configured
+    trainer.train()
+    frozen = _values(_labelenc(model).encoder)
+    _assert_equal(_values(enc1), frozen)  # h and its FPN do not move in step 2
+    trained = [v.numpy().copy() for v in model.variables]
+
+    again = Trainer(tiny_config(*step2_args, "train.steps=3"), model_dir)
+    assert again.restore() == 2  # resumes step 2 (does not start over from step 1)
+    for a, b in zip(trained, again.model.variables):
+        np.testing.assert_array_equal(a, b.numpy())
+    again.train()
+    assert again.step == 3
+
+
+@pytest.mark.parametrize("problem", ["missing", "not_labelenc", "fpn_width"])
+def test_step2_refuses_a_missing_or_mismatched_step1_dir(tiny_config, step1_dir, tmp_path, problem):
+    import shutil
+
+    import yaml
+
+    source = str(tmp_path / "nowhere")
+    if problem != "missing":
+        shutil.copytree(step1_dir, source)
+        with open(os.path.join(source, "config.yaml")) as f:
+            saved = yaml.safe_load(f)
+        if problem == "not_labelenc":
+            saved["model"]["labelenc"]["enabled"] = False
+        else:
+            saved["model"]["fpn_channels"] = 16
+        with open(os.path.join(source, "config.yaml"), "w") as f:
+            yaml.safe_dump(saved, f)
+    trainer = Trainer(tiny_config(*LABELENC, "model.labelenc.step=2", f"model.labelenc.step1_dir={source}",
+                                  "train.steps=1"), str(tmp_path / "step2"))
+    expected = {"missing": "does not exist", "not_labelenc": "was not trained as LabelEnc step 1",
+                "fpn_width": "FPN width 16"}[problem]
+    with pytest.raises(Step1Error, match=expected) as err:
+        trainer.train()
+    assert source in str(err.value)
+    assert not os.path.exists(os.path.join(tmp_path, "step2", "checkpoints", "checkpoint"))
