@@ -6,6 +6,8 @@
         --override train.batch_size=1 --override model.backbone_weights=none
 
     python benchmarks/train_step.py --config configs/demo.yaml --replicas 2 --noreference
+    python benchmarks/train_step.py --config configs/baseline_r50_fpn_coco.yaml --method_ratio labelenc_step2 \
+        --override train.batch_size=1 --override model.backbone_weights=none
 
 Uses synthetic images (random pixels, a few random boxes) so no dataset is needed; the
 graph, shapes and losses are exactly the training ones. Prints one line per setting.
@@ -28,8 +30,10 @@ define_config_flags(model_dir_required=False)
 flags.DEFINE_integer("warmup", 3, "Untimed steps after tracing.")
 flags.DEFINE_integer("iters", 10, "Timed steps.")
 flags.DEFINE_integer("num_classes", 80, "Foreground classes of the synthetic task.")
-flags.DEFINE_bool("internet_ratio", False, "Time the config with the intertwiner off and on, "
-                  "in one run, and print InterNet's step time over the baseline's.")
+flags.DEFINE_bool("internet_ratio", False, "Same as --method_ratio=internet.")
+flags.DEFINE_enum("method_ratio", None, ["internet", "labelenc_step1", "labelenc_step2"],
+                  "Time the plain baseline and the config with this training-time method on, in "
+                  "one run, and print the method's step time over the baseline's.")
 flags.DEFINE_bool("reference", True, "Also time a plain Keras ResNet-50 train step at the same "
                   "input size and batch, to calibrate against the machine's load.")
 flags.DEFINE_integer("replicas", 1, "MirroredStrategy over this many logical CPU devices "
@@ -96,6 +100,16 @@ def keras_resnet50_reference(cfg, warmup: int, iters: int) -> float:
     return statistics.median(times)
 
 
+# --method_ratio: the method's overrides on top of the plain baseline. Step 2 is timed from
+# freshly initialised weights (its step-1 folder is only read when a run starts).
+METHODS = {
+    "internet": ("InterNet", ["model.intertwiner.enabled=true"]),
+    "labelenc_step1": ("LabelEnc step 1", ["model.labelenc.enabled=true", "model.labelenc.step=1"]),
+    "labelenc_step2": ("LabelEnc step 2", ["model.labelenc.enabled=true", "model.labelenc.step=2",
+                                           "model.labelenc.step1_dir=unused"]),
+}
+
+
 def describe(cfg) -> str:
     m = cfg.model
     return f"{m.backbone}-FPN {m.image_size}px batch {cfg.train.batch_size}"
@@ -106,7 +120,8 @@ def main(argv):
     from internet_tf.config import copy_config
 
     cfg = load_flags_config()
-    if not FLAGS.internet_ratio:
+    method = "internet" if FLAGS.internet_ratio else FLAGS.method_ratio
+    if not method:
         strategy = None
         if FLAGS.replicas > 1:
             from internet_tf.training.distribute import make_strategy, split_cpu
@@ -122,10 +137,11 @@ def main(argv):
     else:
         # Baseline and InterNet built in one process and timed in alternating rounds, so a
         # change of machine load hits both alike.
+        off = ["model.intertwiner.enabled=false", "model.labelenc.enabled=false"]
+        label, on = METHODS[method]
         steps = {}
-        for name, enabled in (("baseline", "false"), ("InterNet", "true")):
-            steps[name] = prepare(copy_config(cfg, [f"model.intertwiner.enabled={enabled}"]),
-                                  FLAGS.num_classes)[0]
+        for name, overrides in (("baseline", off), (label, off + on)):
+            steps[name] = prepare(copy_config(cfg, overrides), FLAGS.num_classes)[0]
             timed(steps[name], FLAGS.warmup)
         times = {name: [] for name in steps}
         for _ in range(FLAGS.iters):
@@ -136,7 +152,7 @@ def main(argv):
         for name in steps:
             print(f"{describe(cfg)} {name}: median step {med[name]:.3f} s over {FLAGS.iters} steps, "
                   f"{cfg.train.batch_size / med[name]:.2f} images/s")
-        print(f"InterNet / baseline step time: {med['InterNet'] / med['baseline']:.3f} "
+        print(f"{label} / baseline step time: {med[label] / med['baseline']:.3f} "
               f"(peak RSS {peak_rss_mib():.0f} MiB)")
     if FLAGS.reference:
         ref = keras_resnet50_reference(cfg, FLAGS.warmup, FLAGS.iters)
