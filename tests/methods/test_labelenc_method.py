@@ -92,3 +92,28 @@ def test_nothing_of_labelenc_is_on_the_inference_path():
     for v in le.weights:
         v.assign(v + 1.0)
     np.testing.assert_array_equal(before, model.inference(b["images"], b["image_info"])["detection_scores"].numpy())
+
+
+def test_the_stem_on_the_present_classes_equals_the_full_stem():
+    from internet_tf.methods.labelenc.label_map import label_map
+    from internet_tf.methods.labelenc.method import present_channels
+
+    le = _labelenc(tiny_labelenc(num_classes=5))
+    b = batch()  # classes 1 and 2 of 5, padding -1
+    b["gt_classes"] = tf.where(b["gt_classes"] == 1, 4, b["gt_classes"])  # classes 2 and 4
+    classes = present_channels(b["gt_classes"], 5)
+    assert classes.numpy().tolist() == [0, 1, 3]  # channel 0 always, then classes 2 and 4
+    y = label_map(b["gt_boxes"], b["gt_classes"], 5, 128, 128)
+    full, sparse = le.encoder(y), le.encoder(y, classes=classes)
+    for level in full:
+        np.testing.assert_allclose(sparse[level].numpy(), full[level].numpy(), rtol=1e-4, atol=1e-5)
+    with tf.GradientTape(persistent=True) as tape:
+        a = tf.reduce_sum(le.encoder(y)[3])
+        c = tf.reduce_sum(le.encoder(y, classes=classes)[3])
+    kernel = le.encoder.h.stem.kernel
+    np.testing.assert_allclose(tape.gradient(c, kernel).numpy(), tape.gradient(a, kernel).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    empty = present_channels(tf.fill([2, 3], -1), 5)  # no ground truth at all: a zero stem input
+    assert empty.numpy().tolist() == [0]  # never empty: an all-zero channel
+    none = le.encoder(tf.zeros_like(y), classes=empty)
+    np.testing.assert_allclose(none[2].numpy(), le.encoder(tf.zeros_like(y))[2].numpy(), rtol=1e-5, atol=1e-6)

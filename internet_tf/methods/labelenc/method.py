@@ -35,6 +35,15 @@ def encoder_shape(cfg: ModelConfig):
     return WIDTHS, STEM_CHANNELS, tuple(EXPANSION * w for w in WIDTHS)
 
 
+def present_channels(gt_classes, num_classes: int):
+    """Label-map channels (class − 1) of the classes in the batch's ground truth, sorted; the
+    other channels of y are all zero (padding −1 and out-of-range classes paint nothing).
+    Channel 0 is always included, so the set is never empty (a conv needs one channel)."""
+    classes = tf.reshape(tf.cast(gt_classes, tf.int32), [-1])
+    classes = tf.boolean_mask(classes, (classes >= 1) & (classes <= num_classes))
+    return tf.sort(tf.unique(tf.concat([[0], classes - 1], 0))[0])
+
+
 class LabelEnc(TrainingMethod):
     def __init__(self, cfg: ModelConfig, num_classes: int, name: str = "labelenc", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -78,7 +87,8 @@ class LabelEnc(TrainingMethod):
             intensity = random_intensity(batch["gt_classes"])
         y = label_map(batch["gt_boxes"], batch["gt_classes"], self.num_classes,
                       self.image_size, self.image_size, intensity)
-        return self.encoder(y, training=training and self.le.step == 1)
+        return self.encoder(y, classes=present_channels(batch["gt_classes"], self.num_classes),
+                            training=training and self.le.step == 1)
 
     def losses(self, out, batch, step=None, training=True, detector=None):
         teacher = self.teacher(batch, training)
