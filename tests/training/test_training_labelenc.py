@@ -82,28 +82,39 @@ def test_step2_starts_from_step1_and_resumes_from_its_own_checkpoint(tiny_config
     assert again.step == 3
 
 
-@pytest.mark.parametrize("problem", ["missing", "not_labelenc", "fpn_width"])
-def test_step2_refuses_a_missing_or_mismatched_step1_dir(tiny_config, step1_dir, tmp_path, problem):
+def test_step2_run_with_a_missing_step1_dir_fails_before_training(tiny_config, tmp_path):
+    source = str(tmp_path / "nowhere")
+    trainer = Trainer(tiny_config(*LABELENC, "model.labelenc.step=2", f"model.labelenc.step1_dir={source}",
+                                  "train.steps=1"), str(tmp_path / "step2"))
+    with pytest.raises(Step1Error, match="does not exist") as err:
+        trainer.train()
+    assert source in str(err.value)
+    assert not os.path.exists(os.path.join(tmp_path, "step2", "checkpoints", "checkpoint"))
+
+
+@pytest.mark.parametrize("problem", ["not_labelenc", "fpn_width", "classes", "no_checkpoint"])
+def test_step2_refuses_a_mismatched_step1_dir(tiny_config, step1_dir, tmp_path, problem):
     import shutil
 
     import yaml
 
-    source = str(tmp_path / "nowhere")
-    if problem != "missing":
-        shutil.copytree(step1_dir, source)
-        with open(os.path.join(source, "config.yaml")) as f:
-            saved = yaml.safe_load(f)
-        if problem == "not_labelenc":
-            saved["model"]["labelenc"]["enabled"] = False
-        else:
-            saved["model"]["fpn_channels"] = 16
-        with open(os.path.join(source, "config.yaml"), "w") as f:
-            yaml.safe_dump(saved, f)
-    trainer = Trainer(tiny_config(*LABELENC, "model.labelenc.step=2", f"model.labelenc.step1_dir={source}",
-                                  "train.steps=1"), str(tmp_path / "step2"))
-    expected = {"missing": "does not exist", "not_labelenc": "was not trained as LabelEnc step 1",
-                "fpn_width": "FPN width 16"}[problem]
-    with pytest.raises(Step1Error, match=expected) as err:
-        trainer.train()
+    from internet_tf.methods.labelenc.step1 import load_step1
+
+    source = str(tmp_path / "step1_copy")
+    shutil.copytree(step1_dir, source)
+    with open(os.path.join(source, "config.yaml")) as f:
+        saved = yaml.safe_load(f)
+    if problem == "not_labelenc":
+        saved["model"]["labelenc"]["enabled"] = False
+    elif problem == "fpn_width":
+        saved["model"]["fpn_channels"] = 16
+    elif problem == "no_checkpoint":
+        shutil.rmtree(os.path.join(source, "checkpoints"))
+    with open(os.path.join(source, "config.yaml"), "w") as f:
+        yaml.safe_dump(saved, f)
+    cfg = tiny_config(*LABELENC, "model.labelenc.step=2", f"model.labelenc.step1_dir={source}")
+    expected = {"not_labelenc": "was not trained as LabelEnc step 1", "fpn_width": "FPN width 16",
+                "classes": "trained with 4 classes, this run has 5", "no_checkpoint": "has no checkpoint"}
+    with pytest.raises(Step1Error, match=expected[problem]) as err:
+        load_step1(cfg.model, 5 if problem == "classes" else 4)
     assert source in str(err.value)
-    assert not os.path.exists(os.path.join(tmp_path, "step2", "checkpoints", "checkpoint"))
