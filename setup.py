@@ -20,6 +20,7 @@ setup(
             "internet-export=internet_tf.cli.export:run",
             "internet-predict=internet_tf.cli.predict:run",
             "internet-mechanism=internet_tf.cli.mechanism:run",
+            "internet-feature-norms=internet_tf.cli.feature_norms:run",
         ]
     },
 )

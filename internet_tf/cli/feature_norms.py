@@ -1,0 +1,95 @@
+"""``internet-feature-norms --baseline_dir A --labelenc_dir B``: LabelEnc's feature-norm
+pictures (seed 000, Fig. 1; SPEC §4).
+
+Restores the latest checkpoint of both runs (each with the ``config.yaml`` it was trained
+with; B must be a LabelEnc run, step 1 or 2, whose h gives h(y)) and, for the first
+``--num_images`` validation images of B's dataset, writes ``OUT/feature_norms_<i>.png``: one
+row of (image | baseline P3 norm | LabelEnc P3 norm | h(y) P3 norm), each norm map scaled to
+its own range; the same rows go to TensorBoard (``OUT``, image ``feature_norms/P<level>``).
+OUT defaults to ``B/feature_norms``.
+"""
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+from internet_tf.cli.common import fail, latest_checkpoint
+
+flags.DEFINE_string("baseline_dir", None, "Model dir of the baseline run.")
+flags.DEFINE_string("labelenc_dir", None, "Model dir of the LabelEnc run (step 1 or 2).")
+flags.DEFINE_string("norms_out", None, "Output folder (default: <labelenc_dir>/feature_norms).")
+flags.DEFINE_integer("num_images", 4, "Validation images to draw.", lower_bound=1)
+flags.DEFINE_integer("level", 3, "FPN level whose norms are drawn.", lower_bound=2, upper_bound=6)
+flags.mark_flags_as_required(["baseline_dir", "labelenc_dir"])
+FLAGS = flags.FLAGS
+
+
+def _restore(model_dir: str, num_classes=None):
+    from internet_tf.config import ConfigError, load_config
+    from internet_tf.data.datasets import read_label_map
+    from internet_tf.modeling.factory import restore_model
+
+    path = os.path.join(model_dir, "config.yaml")
+    try:
+        cfg = load_config(path)
+    except (OSError, ConfigError) as e:
+        fail(f"{model_dir} has no usable config.yaml ({e}); was it written by internet-train?")
+    classes = len(read_label_map(model_dir)[0])
+    if num_classes is not None and classes != num_classes:
+        fail(f"{model_dir} was trained with {classes} classes, the LabelEnc run with {num_classes}")
+    return cfg, restore_model(cfg.model, classes, latest_checkpoint(model_dir))
+
+
+def feature_norm_pictures(baseline_dir: str, labelenc_dir: str, out_dir: str, num_images: int = 4,
+                          level: int = 3) -> list:
+    """Writes the PNG rows and the TensorBoard images; returns the PNG paths."""
+    import numpy as np
+    import tensorflow as tf
+
+    from internet_tf.data.datasets import eval_dataset, load_datasets
+    from internet_tf.evaluation.feature_norms import norm_maps, png_bytes, row_image
+    from internet_tf.files import write_atomic
+
+    cfg, labelenc_model = _restore(labelenc_dir)
+    if not cfg.model.labelenc.enabled:
+        fail(f"{labelenc_dir} is not a LabelEnc run (model.labelenc.enabled is false)")
+    base_cfg, baseline = _restore(baseline_dir, labelenc_model.num_classes)
+    if base_cfg.model.image_size != cfg.model.image_size:
+        fail(f"{baseline_dir} has image_size {base_cfg.model.image_size}, {labelenc_dir} {cfg.model.image_size}")
+    bundle = load_datasets(cfg, train=False)
+    os.makedirs(out_dir, exist_ok=True)
+    paths, rows = [], []
+    for batch in eval_dataset(bundle, cfg):
+        maps = norm_maps(baseline, labelenc_model, batch, level)
+        for i in range(int(batch["images"].shape[0])):
+            if len(rows) == num_images:
+                break
+            rows.append(row_image(batch["images"][i].numpy(), maps, i))
+            path = os.path.join(out_dir, f"feature_norms_{len(rows) - 1}.png")
+            paths.append(write_atomic(path, png_bytes(rows[-1])))
+        if len(rows) == num_images:
+            break
+    with tf.summary.create_file_writer(out_dir).as_default():
+        tf.summary.image(f"feature_norms/P{level}", np.stack(rows), step=0, max_outputs=len(rows))
+    print(f"wrote {len(paths)} feature-norm rows (image | baseline | LabelEnc | h(y), P{level}) to {out_dir}")
+    return paths
+
+
+def main(argv):
+    del argv
+    from internet_tf.data.coco import DatasetError
+
+    out = FLAGS.norms_out or os.path.join(FLAGS.labelenc_dir, "feature_norms")
+    try:
+        feature_norm_pictures(FLAGS.baseline_dir, FLAGS.labelenc_dir, out, FLAGS.num_images, FLAGS.level)
+    except DatasetError as e:
+        fail(str(e))
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
