@@ -14,8 +14,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def test_mirrored_step_equals_single_device_step():
-    # A fresh process: the CPU must be split into two devices before TF runs an op.
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "distributed_step.py"), "2"], cwd=ROOT,
+    # A fresh process: the CPU must be split into two devices before TF runs an op. InterNet
+    # and LabelEnc step 1 together (without the random label-map intensities, which the
+    # replicas would draw differently from the single device).
+    labelenc = ["model.labelenc.enabled=true", "model.labelenc.augment=false"]
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "distributed_step.py"), "2", *labelenc], cwd=ROOT,
                           capture_output=True, text=True, timeout=900,
                           env={**os.environ, "PYTHONPATH": ROOT})
     lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
@@ -25,6 +28,8 @@ def test_mirrored_step_equals_single_device_step():
     # The batch really exercises the buffer and the intertwiner loss.
     assert result["buffer_coverage"] > 0
     assert all(step["loss/intertwiner"][0] > 0 for step in result["logs"])
+    assert all(step[f"loss/{k}"][0] > 0 for step in result["logs"]
+               for k in ("distill", "labelenc_rpn_class", "labelenc_head_class"))
     for step in result["logs"]:
         for key, (single, mirrored) in step.items():
             assert mirrored == pytest.approx(single, rel=1e-3, abs=1e-6), key
