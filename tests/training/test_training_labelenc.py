@@ -51,6 +51,23 @@ def test_step1_logs_the_losses_on_h_of_y_and_the_distillation(step1_dir):
     assert expected | {"train/loss/distill"} <= tags, tags
 
 
+def test_step1_resumes_mid_run(tiny_config, step1_dir, tmp_path):
+    import shutil
+
+    from internet_tf.config import load_config
+
+    model_dir = str(tmp_path / "step1")
+    shutil.copytree(step1_dir, model_dir)
+    saved = load_config(os.path.join(model_dir, "config.yaml"))
+    trainer = Trainer(load_config(os.path.join(model_dir, "config.yaml"), ["train.steps=4"]), model_dir)
+    reference = Trainer(saved, str(tmp_path / "unused"))  # same seed: the initial weights
+    assert trainer.restore() == 3
+    restored = _values(_labelenc(trainer.model).encoder)
+    assert any(not np.array_equal(a, b) for a, b in zip(restored, _values(_labelenc(reference.model).encoder)))
+    trainer.train()
+    assert trainer.step == 4 and len(trainer.history) == 1
+
+
 def test_step2_starts_from_step1_and_resumes_from_its_own_checkpoint(tiny_config, step1_dir, tmp_path):
     from internet_tf.modeling.factory import restore_model
     from internet_tf.config import load_config
