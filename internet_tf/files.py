@@ -16,7 +16,7 @@ def write_atomic(path: str, data, fsync: bool = True) -> str:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=directory)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             if fsync:
@@ -30,11 +30,16 @@ def write_atomic(path: str, data, fsync: bool = True) -> str:
     return path
 
 
-def _umask() -> int:
-    """The process umask (read by setting and restoring it; os has no getter)."""
+def _read_umask() -> int:
+    """The process umask (read by setting and restoring it; os has no getter). Read once, at
+    import: setting it is process-wide, so doing it per write would race with the embedded
+    dataset's writer threads."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_json_atomic(path: str, obj, indent=None) -> str:

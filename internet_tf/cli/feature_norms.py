@@ -14,7 +14,7 @@ import os
 
 from absl import app, flags
 
-from internet_tf.cli.common import fail, latest_checkpoint
+from internet_tf.cli.common import fail
 
 flags.DEFINE_string("baseline_dir", None, "Model dir of the baseline run.")
 flags.DEFINE_string("labelenc_dir", None, "Model dir of the LabelEnc run (step 1 or 2).")
@@ -25,20 +25,13 @@ flags.mark_flags_as_required(["baseline_dir", "labelenc_dir"])
 FLAGS = flags.FLAGS
 
 
-def _restore(model_dir: str, num_classes=None):
-    from internet_tf.config import ConfigError, load_config
-    from internet_tf.data.datasets import read_label_map
-    from internet_tf.modeling.factory import restore_model
+def _read(model_dir: str):
+    from internet_tf.modeling.factory import RunDirError, read_run
 
-    path = os.path.join(model_dir, "config.yaml")
     try:
-        cfg = load_config(path)
-    except (OSError, ConfigError) as e:
-        fail(f"{model_dir} has no usable config.yaml ({e}); was it written by internet-train?")
-    classes = len(read_label_map(model_dir)[0])
-    if num_classes is not None and classes != num_classes:
-        fail(f"{model_dir} was trained with {classes} classes, the LabelEnc run with {num_classes}")
-    return cfg, restore_model(cfg.model, classes, latest_checkpoint(model_dir))
+        return read_run(model_dir)
+    except RunDirError as e:
+        fail(f"{e}; was it written by internet-train?")
 
 
 def feature_norm_pictures(baseline_dir: str, labelenc_dir: str, out_dir: str, num_images: int = 4,
@@ -50,13 +43,18 @@ def feature_norm_pictures(baseline_dir: str, labelenc_dir: str, out_dir: str, nu
     from internet_tf.data.datasets import eval_dataset, load_datasets
     from internet_tf.evaluation.feature_norms import norm_maps, png_bytes, row_image
     from internet_tf.files import write_atomic
+    from internet_tf.modeling.factory import restore_model
 
-    cfg, labelenc_model = _restore(labelenc_dir)
+    run, base = _read(labelenc_dir), _read(baseline_dir)
+    cfg = run.cfg
     if not cfg.model.labelenc.enabled:
         fail(f"{labelenc_dir} is not a LabelEnc run (model.labelenc.enabled is false)")
-    base_cfg, baseline = _restore(baseline_dir, labelenc_model.num_classes)
-    if base_cfg.model.image_size != cfg.model.image_size:
-        fail(f"{baseline_dir} has image_size {base_cfg.model.image_size}, {labelenc_dir} {cfg.model.image_size}")
+    if base.num_classes != run.num_classes:
+        fail(f"{baseline_dir} was trained with {base.num_classes} classes, {labelenc_dir} with {run.num_classes}")
+    if base.cfg.model.image_size != cfg.model.image_size:
+        fail(f"{baseline_dir} has image_size {base.cfg.model.image_size}, {labelenc_dir} {cfg.model.image_size}")
+    labelenc_model = restore_model(cfg.model, run.num_classes, run.checkpoint)
+    baseline = restore_model(base.cfg.model, base.num_classes, base.checkpoint)
     bundle = load_datasets(cfg, train=False)
     os.makedirs(out_dir, exist_ok=True)
     paths, rows = [], []

@@ -20,7 +20,7 @@ def channel_norm(features):
 def norm_maps(baseline, labelenc_model, batch, level: int = 3) -> dict:
     """{panel: [B, H_l, W_l] float32} of ``batch`` (an evaluation batch with ground truth):
     the baseline detector's, the LabelEnc detector's and FPN_h(h(y))'s level-``level`` norms."""
-    method = next((m for m in labelenc_model.methods if m.name == "labelenc"), None)
+    method = getattr(labelenc_model, "labelenc", None)  # the method, by its name (tracking.track)
     if method is None:
         raise ValueError("the LabelEnc model has no LabelEnc method (model.labelenc.enabled is false)")
     images = batch["images"]

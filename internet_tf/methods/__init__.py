@@ -1,7 +1,10 @@
 """Training-time methods handed to the plain detector (``modeling/detector.py``).
 
 Each method is a ``TrainingMethod`` (``base.py``) in its own subpackage: the feature
-intertwiner with its class buffer and OT module (``intertwiner/``, paper Sec. 3), and LabelEnc (``labelenc/``, seed 000). ``build_methods`` turns the config into the list the detector composes.
+intertwiner with its class buffer and OT module (``intertwiner/``, paper Sec. 3), and LabelEnc
+(``labelenc/``, seed 000). ``build_methods`` turns the config into the list the detector
+composes; each method is also an attribute of the detector named after it
+(``model.intertwiner``, ``model.labelenc``).
 """
 from __future__ import annotations
 

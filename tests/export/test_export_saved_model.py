@@ -125,7 +125,7 @@ def test_export_of_internet_with_labelenc_has_none_of_labelenc(tmp_path):
     cfg = load_config(None, TINY + ["model.labelenc.enabled=true"])
     model = build_model(cfg.model, 3)
     model.build_all()
-    labelenc = next(m for m in model.methods if m.name == "labelenc")
+    labelenc = model.labelenc
     assert labelenc.encoder.weights and labelenc.adapt.weights
     out = export(model, CATS, NAMES, str(tmp_path / "saved"))
     loaded = tf.saved_model.load(out)

@@ -104,16 +104,21 @@ def test_the_stem_on_the_present_classes_equals_the_full_stem():
     classes = present_channels(b["gt_classes"], 5)
     assert classes.numpy().tolist() == [0, 1, 3]  # channel 0 always, then classes 2 and 4
     y = label_map(b["gt_boxes"], b["gt_classes"], 5, 128, 128)
-    full, sparse = le.encoder(y), le.encoder(y, classes=classes)
+    y_present = label_map(b["gt_boxes"], b["gt_classes"], 5, 128, 128, channels=classes)
+    np.testing.assert_array_equal(y_present.numpy(), tf.gather(y, classes, axis=-1).numpy())
+    # a box whose class is not among the channels paints nothing
+    np.testing.assert_array_equal(label_map(b["gt_boxes"], b["gt_classes"], 5, 128, 128, channels=[3]).numpy(),
+                                  y.numpy()[..., 3:4])
+    full, sparse = le.encoder(y), le.encoder(y_present, classes=classes)
     for level in full:
         np.testing.assert_allclose(sparse[level].numpy(), full[level].numpy(), rtol=1e-4, atol=1e-5)
     with tf.GradientTape(persistent=True) as tape:
         a = tf.reduce_sum(le.encoder(y)[3])
-        c = tf.reduce_sum(le.encoder(y, classes=classes)[3])
+        c = tf.reduce_sum(le.encoder(y_present, classes=classes)[3])
     kernel = le.encoder.h.stem.kernel
     np.testing.assert_allclose(tape.gradient(c, kernel).numpy(), tape.gradient(a, kernel).numpy(),
                                rtol=1e-4, atol=1e-5)
     empty = present_channels(tf.fill([2, 3], -1), 5)  # no ground truth at all: a zero stem input
     assert empty.numpy().tolist() == [0]  # never empty: an all-zero channel
-    none = le.encoder(tf.zeros_like(y), classes=empty)
+    none = le.encoder(tf.zeros_like(y[..., :1]), classes=empty)
     np.testing.assert_allclose(none[2].numpy(), le.encoder(tf.zeros_like(y))[2].numpy(), rtol=1e-5, atol=1e-6)

@@ -14,7 +14,7 @@ LABELENC = ["model.intertwiner.enabled=false", "model.labelenc.enabled=true", "t
 
 
 def _labelenc(model):
-    return next(m for m in model.methods if m.name == "labelenc")
+    return model.labelenc
 
 
 def _values(layer):

@@ -80,13 +80,16 @@ class LabelEncodingFunction(keras.layers.Layer):
 
     ``widths``/``stem_channels`` default to Table 1; smaller values give a cheap variant
     of the same shape (e.g. for CPU runs). ``outputs`` (C2–C5 channels) defaults to 4× the
-    widths (Table 1).
+    widths (Table 1). ``num_classes`` (K) builds the stem up front, which calling it on a
+    subset of the label map's channels needs.
     """
 
     def __init__(self, widths=WIDTHS, stem_channels: int = STEM_CHANNELS, outputs=None,
-                 name: str = "label_encoding_function", **kwargs):
+                 num_classes=None, name: str = "label_encoding_function", **kwargs):
         super().__init__(name=name, **kwargs)
         self.stem = _conv(stem_channels, 7, 2, "stem")
+        if num_classes is not None:
+            self.stem.build((None, None, None, int(num_classes)))
         self.stages = []
         in_channels = stem_channels
         outputs = outputs or [EXPANSION * w for w in widths]
@@ -107,17 +110,16 @@ class LabelEncodingFunction(keras.layers.Layer):
         return [self.stem] + [conv for block in self.blocks() for conv in block.main_path()]
 
     def call(self, label_maps, classes=None):
-        """``classes`` (optional int [P]): the only channels of ``label_maps`` that may be
-        non-zero. The stem then convolves just those channels with their kernel slices —
-        the same sum, since the other channels contribute zeros — instead of all K (on COCO
-        a few classes per batch out of 80: most of h's cost at 512²)."""
+        """``classes`` (optional sorted int [P]): ``label_maps`` holds only these channels of
+        y (``label_map(..., channels=classes)``) and every other channel is zero. The stem
+        then convolves them with their kernel slices — the same sum as over all K channels —
+        (on COCO a few classes per batch out of 80: most of h's cost at 512²)."""
         if classes is None:
             x = self.stem(label_maps)  # no activation after stage 1 (Table 1, SPEC §4)
         else:
             if not self.stem.built:
-                self.stem.build(label_maps.shape)
-            x = tf.nn.conv2d(tf.gather(label_maps, classes, axis=-1),
-                             tf.gather(self.stem.kernel, classes, axis=2),
+                raise ValueError("a label encoder called on a subset of the channels needs num_classes")
+            x = tf.nn.conv2d(label_maps, tf.gather(self.stem.kernel, classes, axis=2),
                              strides=self.stem.strides, padding="SAME") + self.stem.bias
         out = {}
         for level, stage in zip(LEVELS, self.stages):
@@ -131,9 +133,9 @@ class LabelEncoder(keras.layers.Layer):
     """FPN_h(h(y)): label map ``[B, H, W, K]`` -> ``{2..6: P_l}`` with ``fpn_channels`` each."""
 
     def __init__(self, fpn_channels: int = 256, widths=WIDTHS, stem_channels: int = STEM_CHANNELS,
-                 outputs=None, name: str = "label_encoder", **kwargs):
+                 outputs=None, num_classes=None, name: str = "label_encoder", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.h = LabelEncodingFunction(widths, stem_channels, outputs)
+        self.h = LabelEncodingFunction(widths, stem_channels, outputs, num_classes)
         self.fpn = FPN(fpn_channels, name="label_fpn")
 
     def call(self, label_maps, classes=None):

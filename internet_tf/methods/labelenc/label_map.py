@@ -69,13 +69,16 @@ def _profile(centres, lo, hi, factor):
     return tf.where(value >= 0.5, value, 0.0) * factor[..., None]
 
 
-def label_map(gt_boxes, gt_classes, num_classes: int, height, width, intensity=None):
+def label_map(gt_boxes, gt_classes, num_classes: int, height, width, intensity=None, channels=None):
     """Ground truth -> label map y, float32 ``[B, height, width, num_classes]``.
 
     ``gt_boxes`` [B, M, 4] (ymin, xmin, ymax, xmax) in absolute pixels of the padded input;
     ``gt_classes`` [B, M] in 1..K, -1 for padding; ``num_classes`` K (a Python int);
     ``height``/``width`` Python ints or scalar int tensors; ``intensity`` optional [B, M]
     per-box factor (``random_intensity`` for step 1; None: the clean map of step 2).
+    ``channels`` (optional sorted int [P], e.g. ``present_channels``): build only these
+    channels of y, ``[B, height, width, P]`` — the same values as ``tf.gather(y, channels,
+    axis=-1)`` without building the other, all-zero ones.
     """
     num_classes = int(num_classes)
     classes = tf.cast(gt_classes, tf.int32)
@@ -97,12 +100,20 @@ def label_map(gt_boxes, gt_classes, num_classes: int, height, width, intensity=N
     values = tf.minimum(rows[..., :, None], cols[..., None, :])  # [B, M', H, W]
 
     batch = tf.shape(classes)[0]
-    channel = tf.clip_by_value(classes - 1, 0, num_classes - 1)
-    segment = tf.range(batch)[:, None] * num_classes + channel  # (image, class) of each box
+    if channels is None:
+        count, static_count = num_classes, num_classes
+        channel = tf.clip_by_value(classes - 1, 0, num_classes - 1)
+    else:  # a box whose class is not among ``channels`` is dropped (its values set to 0)
+        channels = tf.cast(channels, tf.int32)
+        count, static_count = tf.size(channels), channels.shape[0]
+        wanted = tf.reshape(classes - 1, [-1])
+        channel = tf.reshape(tf.minimum(tf.searchsorted(channels, wanted), count - 1), tf.shape(classes))
+        values *= tf.cast(tf.gather(channels, channel) == classes - 1, tf.float32)[..., None, None]
+    segment = tf.range(batch)[:, None] * count + channel  # (image, channel) of each box
     flat = tf.reshape(values, tf.concat([[-1], tf.shape(values)[2:]], 0))
-    per_class = tf.math.unsorted_segment_max(flat, tf.reshape(segment, [-1]), batch * num_classes)
+    per_class = tf.math.unsorted_segment_max(flat, tf.reshape(segment, [-1]), batch * count)
     per_class = tf.maximum(per_class, 0.0)  # empty segments come back as the lowest float
-    out = tf.reshape(per_class, tf.concat([[batch, num_classes], tf.shape(values)[2:]], 0))
+    out = tf.reshape(per_class, tf.concat([[batch, count], tf.shape(values)[2:]], 0))
     out = tf.transpose(out, [0, 2, 3, 1])
     static = [tf.get_static_value(v) if tf.is_tensor(v) else int(v) for v in (height, width)]
-    return tf.ensure_shape(out, [static_b, *static, num_classes])
+    return tf.ensure_shape(out, [static_b, *static, static_count])

@@ -51,7 +51,8 @@ class LabelEnc(TrainingMethod):
         self.num_classes = int(num_classes)
         self.image_size = int(cfg.image_size)
         widths, stem, outputs = encoder_shape(cfg)
-        self.encoder = LabelEncoder(cfg.fpn_channels, widths=widths, stem_channels=stem, outputs=outputs)
+        self.encoder = LabelEncoder(cfg.fpn_channels, widths=widths, stem_channels=stem, outputs=outputs,
+                                    num_classes=num_classes)
         self.adapt = Adaptation(cfg.fpn_channels)
         if self.le.step == 2:
             self.encoder.trainable = False  # h and its FPN are frozen in step 2
@@ -85,10 +86,10 @@ class LabelEnc(TrainingMethod):
         intensity = None
         if self.le.step == 1 and self.le.augment and training:
             intensity = random_intensity(batch["gt_classes"])
+        present = present_channels(batch["gt_classes"], self.num_classes)
         y = label_map(batch["gt_boxes"], batch["gt_classes"], self.num_classes,
-                      self.image_size, self.image_size, intensity)
-        return self.encoder(y, classes=present_channels(batch["gt_classes"], self.num_classes),
-                            training=training and self.le.step == 1)
+                      self.image_size, self.image_size, intensity, channels=present)
+        return self.encoder(y, classes=present, training=training and self.le.step == 1)
 
     def losses(self, out, batch, step=None, training=True, detector=None):
         teacher = self.teacher(batch, training)

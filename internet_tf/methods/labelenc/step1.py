@@ -8,11 +8,7 @@ width or label-encoder shape) before anything trains.
 """
 from __future__ import annotations
 
-import os
-
-import tensorflow as tf
-
-from internet_tf.config import ConfigError, ModelConfig, load_config
+from internet_tf.config import ModelConfig
 
 
 class Step1Error(ValueError):
@@ -25,27 +21,22 @@ def _problem(step1_dir: str, what: str):
 
 def load_step1(cfg: ModelConfig, num_classes: int):
     """Step 1's detector (every variable built, weights restored from its latest checkpoint)."""
-    from internet_tf.data.datasets import read_label_map
     from internet_tf.methods.labelenc.method import encoder_shape
-    from internet_tf.modeling.factory import restore_model
+    from internet_tf.modeling.factory import RunDirError, read_run, restore_model
 
     step1_dir = cfg.labelenc.step1_dir
-    if not step1_dir or not os.path.isdir(step1_dir):
-        raise _problem(step1_dir, "does not exist (train step 1 there first)")
     try:
-        step1_cfg = load_config(os.path.join(step1_dir, "config.yaml")).model
-    except (OSError, ConfigError) as err:
-        raise _problem(step1_dir, f"has no readable config.yaml ({err})") from err
+        run = read_run(step1_dir)
+    except RunDirError as err:
+        hint = " (train step 1 there first)" if err.problem == "does not exist" else ""
+        raise _problem(step1_dir, err.problem + hint) from err
+    step1_cfg = run.cfg.model
     if not step1_cfg.labelenc.enabled or step1_cfg.labelenc.step != 1:
         raise _problem(step1_dir, "was not trained as LabelEnc step 1 "
                                   f"(model.labelenc.enabled={step1_cfg.labelenc.enabled}, "
                                   f"step={step1_cfg.labelenc.step})")
-    try:
-        step1_classes = len(read_label_map(step1_dir)[0])
-    except OSError as err:
-        raise _problem(step1_dir, "has no labels.json") from err
-    if step1_classes != num_classes:
-        raise _problem(step1_dir, f"was trained with {step1_classes} classes, this run has {num_classes}")
+    if run.num_classes != num_classes:
+        raise _problem(step1_dir, f"was trained with {run.num_classes} classes, this run has {num_classes}")
     if step1_cfg.fpn_channels != cfg.fpn_channels:
         raise _problem(step1_dir, f"has FPN width {step1_cfg.fpn_channels}, this run "
                                   f"model.fpn_channels={cfg.fpn_channels}")
@@ -54,10 +45,7 @@ def load_step1(cfg: ModelConfig, num_classes: int):
                                   f"(backbone {step1_cfg.backbone}), this run needs {encoder_shape(cfg)}")
     if step1_cfg.image_size != cfg.image_size:
         raise _problem(step1_dir, f"has image_size {step1_cfg.image_size}, this run {cfg.image_size}")
-    latest = tf.train.latest_checkpoint(os.path.join(step1_dir, "checkpoints"))
-    if not latest:
-        raise _problem(step1_dir, "has no checkpoint")
-    return restore_model(step1_cfg, num_classes, latest)
+    return restore_model(step1_cfg, num_classes, run.checkpoint)
 
 
 def copy_weights(source, target):
@@ -72,7 +60,7 @@ def copy_weights(source, target):
 def initialise_from_step1(detector, labelenc, cfg: ModelConfig):
     """Step 2's start: h + FPN_h, the detector FPN (from FPN_h), RPN and box heads from step 1."""
     step1 = load_step1(cfg, detector.num_classes)
-    step1_enc = next(m for m in step1.methods if m.name == "labelenc").encoder
+    step1_enc = step1.labelenc.encoder
     copy_weights(step1_enc, labelenc.encoder)
     copy_weights(step1_enc.fpn, detector.fpn)
     for name in ("rpn_head", "box_head", "predictor"):
