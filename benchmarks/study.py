@@ -12,6 +12,12 @@ FILE relative to the repository root, overrides: [key=value, ...]}``), optional
 ``overrides`` for every variant and ``reference`` (default: the first variant). Overrides
 apply in the order file, variant, ``--override``, then ``seed=S``.
 
+An override may name another variant's run of the same seed as ``{run:NAME}`` (replaced by
+``OUT/NAME/seed<S>``), e.g. LabelEnc step 2's ``model.labelenc.step1_dir={run:step1}``;
+NAME must come earlier in the file, it is trained first (also when ``--variants`` leaves it
+out), and a run whose NAME run failed is not trained (status ``blocked``). A variant with
+``report: false`` (such a first stage) is trained but left out of the table and chart.
+
 Each run is ``internet_tf.cli.train`` in its own subprocess into ``OUT/<variant>/seed<S>``.
 A run is reused when ``eval/metrics.json`` exists and its latest checkpoint is at
 ``train.steps`` (any checkpoint when the budget is in epochs); rerunning resumes an
@@ -42,6 +48,7 @@ from internet_tf.files import write_atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+RUN_REF = re.compile(r"\{run:([A-Za-z0-9_.-]+)\}")
 FLAGS = flags.FLAGS
 
 
@@ -65,16 +72,31 @@ def load_study(path: str) -> dict:
         raise StudyError(f"{where}: 'seeds' must be a list of integers, got {seeds!r}")
     if not isinstance(variants, dict) or not variants:
         raise StudyError(f"{where}: 'variants' must map names to {{config: FILE, overrides: [...]}}")
+    earlier = []
     for name, spec in variants.items():
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)):
             raise StudyError(f"{where}: variant name '{name}' may hold only letters, digits, '_', '-', '.'")
-        _check(spec, ("config", "overrides"), ("config",), f"{where}: variant '{name}'")
+        _check(spec, ("config", "overrides", "report"), ("config",), f"{where}: variant '{name}'")
+        if not isinstance(spec.get("report", True), bool):
+            raise StudyError(f"{where}: variant '{name}': 'report' must be true or false")
+        for needed in needs({"overrides": spec.get("overrides", [])}):
+            if needed not in earlier:
+                raise StudyError(f"{where}: variant '{name}' uses {{run:{needed}}}, which is not a variant "
+                                 "defined before it")
+        earlier.append(str(name))
     reference = data.get("reference", next(iter(variants)))
     if reference not in variants:
         raise StudyError(f"{where}: reference '{reference}' is not one of the variants")
+    if variants[reference].get("report", True) is False:
+        raise StudyError(f"{where}: reference '{reference}' has report: false")
     return {"seeds": seeds, "overrides": data.get("overrides", []), "reference": reference,
-            "variants": {str(n): {"config": str(v["config"]), "overrides": v.get("overrides", [])}
-                         for n, v in variants.items()}}
+            "variants": {str(n): {"config": str(v["config"]), "overrides": v.get("overrides", []),
+                                  "report": v.get("report", True)} for n, v in variants.items()}}
+
+
+def needs(variant: dict) -> list:
+    """The variants whose runs ``variant``'s overrides name as ``{run:NAME}``."""
+    return [m.group(1) for o in variant["overrides"] for m in RUN_REF.finditer(o)]
 
 
 def _check(mapping, known: tuple, required: tuple, where: str):
@@ -91,23 +113,31 @@ def _check(mapping, known: tuple, required: tuple, where: str):
         raise StudyError(f"{where}: 'overrides' must be a list of key=value strings, got {overrides!r}")
 
 
-def resolve(study: dict, seeds=None, overrides=(), only=None) -> dict:
-    """Loads every variant's config per seed before anything trains. Returns
-    ``{variant: {"config", "overrides", "configs": {seed: config dict}}}`` in file order."""
+def resolve(study: dict, seeds=None, overrides=(), only=None, out: str = ".") -> dict:
+    """Loads every variant's config per seed before anything trains (``only`` and the
+    variants they need). Returns ``{variant: {"config", "overrides", "report", "needs",
+    "seed_overrides": {seed: [...]}, "configs": {seed: config dict}}}`` in file order."""
     names = list(study["variants"])
     for name in only or []:
         if name not in names:
             raise StudyError(f"--variants: unknown variant '{name}' (study has: {', '.join(names)})")
+    wanted = set(only or names)
+    for name in reversed(names):  # a variant's needs come earlier in the file
+        if name in wanted:
+            wanted.update(needs(study["variants"][name]))
     plan = {}
-    for name in [n for n in names if not only or n in only]:
+    for name in [n for n in names if n in wanted]:
         spec = study["variants"][name]
         path = spec["config"] if os.path.isabs(spec["config"]) else os.path.join(ROOT, spec["config"])
         over = study["overrides"] + spec["overrides"] + list(overrides)
+        per_seed = {s: [RUN_REF.sub(lambda m: os.path.join(out, m.group(1), f"seed{s}"), o) for o in over]
+                    + [f"seed={s}"] for s in seeds or study["seeds"]}
         try:
-            configs = {s: load_config(path, over + [f"seed={s}"]).to_dict() for s in seeds or study["seeds"]}
+            configs = {s: load_config(path, o).to_dict() for s, o in per_seed.items()}
         except ConfigError as e:
             raise StudyError(f"variant '{name}' ({spec['config']}): config error: {e}") from e
-        plan[name] = {"config": path, "overrides": over, "configs": configs}
+        plan[name] = {"config": path, "overrides": over, "report": spec["report"], "needs": needs(spec),
+                      "seed_overrides": per_seed, "configs": configs}
     return plan
 
 
@@ -241,19 +271,23 @@ def bar_chart(summary: dict, path: str, title: str):
     write_atomic(path, png.getvalue())
 
 
-def run_one(run_dir: str, variant: dict, seed: int, report_only: bool) -> str:
+def run_one(run_dir: str, variant: dict, seed: int, report_only: bool, blocked_by=()) -> str:
     """Reuses, trains (recording a crash in study_error.txt) or, with ``report_only``, only
-    inspects one run; returns its status: reused, trained, failed or missing."""
+    inspects one run; returns its status: reused, trained, failed, missing, or blocked (a
+    run it needs, ``blocked_by``, did not finish)."""
     cfg, error_path = variant["configs"][seed], os.path.join(run_dir, "study_error.txt")
     if is_finished(run_dir, cfg):
         print(f"reused {run_dir} (finished at step {checkpoint_step(run_dir)})")
         return "reused"
+    if blocked_by:
+        print(f"not training {run_dir}: it needs {', '.join(blocked_by)}, which did not finish", file=sys.stderr)
+        return "blocked"
     if report_only:
         return "failed" if os.path.exists(error_path) else "missing"
     print(f"training {run_dir}", flush=True)
     if os.path.exists(error_path):
         os.remove(error_path)
-    error = train(run_dir, variant["config"], variant["overrides"] + [f"seed={seed}"])
+    error = train(run_dir, variant["config"], variant["seed_overrides"][seed])
     if error is None and not is_finished(run_dir, cfg):
         error = "training ended without eval/metrics.json at the final step"
     if error is None:
@@ -268,22 +302,25 @@ def run_study(study_path: str, out: str, seeds=None, overrides=(), only=None,
               report_only=False, rerun_changed=False, command="") -> int:
     """Trains what is missing, writes the three files; returns the number of failed runs."""
     study = load_study(study_path)
-    plan = resolve(study, seeds, overrides, only)
+    plan = resolve(study, seeds, overrides, only, out)
     seeds = seeds or study["seeds"]
-    reference = study["reference"] if study["reference"] in plan else next(iter(plan))
+    reported = [n for n, v in plan.items() if v["report"]]
+    reference = study["reference"] if study["reference"] in plan else reported[0]
     runs = {name: [] for name in plan}
     for name, variant in plan.items():
         for seed in seeds:
             run_dir = os.path.join(out, name, f"seed{seed}")
             check_config(run_dir, variant["configs"][seed], f"variant '{name}' seed {seed}",
                          rerun_changed and not report_only)
-            status = run_one(run_dir, variant, seed, report_only)
+            blocked_by = [f"{n}/seed{seed}" for n in variant["needs"]
+                          if runs[n][seeds.index(seed)]["status"] not in ("reused", "trained")]
+            status = run_one(run_dir, variant, seed, report_only, blocked_by)
             metrics = None
             if status in ("reused", "trained"):
                 with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
                     metrics = json.load(f)
             runs[name].append({"seed": seed, "status": status, "model_dir": run_dir, "metrics": metrics})
-    summary = aggregate(runs)
+    summary = aggregate({n: runs[n] for n in reported})
     steps = sorted({str(c["train"]["steps"] or f"{c['train']['epochs']} epochs")
                     for v in plan.values() for c in v["configs"].values()})
     seed_text = ", ".join(map(str, seeds))
@@ -293,11 +330,11 @@ def run_study(study_path: str, out: str, seeds=None, overrides=(), only=None,
     write_atomic(os.path.join(out, "study.json"), json.dumps({
         "command": command, "study": study_path, "seeds": seeds, "steps": steps, "reference": reference,
         "variants": {n: {"config": os.path.relpath(v["config"], ROOT), "overrides": v["overrides"],
-                         "runs": runs[n]} for n, v in plan.items()}}, indent=1))
+                         "report": v["report"], "runs": runs[n]} for n, v in plan.items()}}, indent=1))
     bar_chart(summary, os.path.join(out, "study.png"),
               f"{os.path.basename(study_path)}: mean ± std over seeds {seed_text}")
     print(text + f"\n\nwrote {out}/study.md, study.json, study.png")
-    return sum(r["status"] == "failed" for rs in runs.values() for r in rs)
+    return sum(r["status"] in ("failed", "blocked") for rs in runs.values() for r in rs)
 
 
 def define_flags(study=None, out=None):

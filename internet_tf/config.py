@@ -149,6 +149,10 @@ class LabelEncConfig:
     distill_weight: float = 1.0  # λ of the distillation loss
     distill_start: float = 0.25  # step 1: weight 0 before this fraction of the steps
     distill_stop: float = 0.889  # step 2: weight 0 from this fraction of the steps on
+    # Step 2's backbone: "configured" (model.backbone_weights: ImageNet or none; the paper) or
+    # "step1" (step 1's image backbone: with a backbone trained from scratch, the analogue of
+    # a pretrained one, so steps 1+2 together train it as long as the baseline's one run).
+    step2_backbone: str = "configured"
 
 
 @dataclass
@@ -370,6 +374,9 @@ def validate(cfg: Config) -> Config:
     if le.enabled and le.step == 2 and not le.step1_dir:
         raise ConfigError("config key 'model.labelenc.step1_dir' must name step 1's --model_dir "
                           "when 'model.labelenc.step' is 2")
+    if le.step2_backbone not in ("configured", "step1"):
+        raise ConfigError("config key 'model.labelenc.step2_backbone' must be 'configured' or 'step1', "
+                          f"got {le.step2_backbone!r}")
     if not (0.0 <= le.distill_start <= 1.0 and 0.0 <= le.distill_stop <= 1.0):
         raise ConfigError("config keys 'model.labelenc.distill_start'/'distill_stop' are fractions "
                           "of train.steps in [0, 1]")

@@ -41,6 +41,8 @@ def test_type_errors_name_the_key(tmp_path):
         load_config(None, ["data.flip=3"])
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(write(tmp_path, "c.yaml", "model: 3\n"))
+    with pytest.raises(ConfigError, match=r"'model\.labelenc\.step2_backbone' must be 'configured' or 'step1'"):
+        load_config(None, ["model.labelenc.step2_backbone=imagenet"])
 
 
 def test_overrides_are_yaml_typed():

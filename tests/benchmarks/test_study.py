@@ -257,6 +257,44 @@ def test_crashed_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
     assert study.run_study(path, out) == 1 and os.path.exists(error)  # retried, failed again
 
 
+def test_chained_variant_gets_its_seeds_run_dir_is_trained_after_it_and_blocked_by_its_failure(
+        tmp_path, monkeypatch):
+    path = write_study(tmp_path, "seeds: [0, 1]\noverrides: [train.steps=4]\nvariants:\n"
+                       "  base: {config: configs/demo_baseline.yaml}\n"
+                       "  first: {config: configs/demo_labelenc_step1.yaml, report: false}\n"
+                       "  second:\n    config: configs/demo_labelenc_step2.yaml\n"
+                       "    overrides: ['model.labelenc.step1_dir={run:first}']\n")
+    out = str(tmp_path / "out")
+    calls = []
+
+    def train(run_dir, config, overrides):
+        calls.append(run_dir)
+        if run_dir == os.path.join(out, "first", "seed1"):
+            return "exit code 1\nboom\n"
+        fake_run(run_dir, load_config(config, overrides), 4, metrics(0.9 if "first" in run_dir else 0.5))
+
+    monkeypatch.setattr(study, "train", train)
+    assert study.run_study(path, out, only=["second"]) == 2  # first/seed1 failed, second/seed1 blocked
+    assert calls == [os.path.join(out, v, f"seed{s}") for v, s in (("first", 0), ("first", 1), ("second", 0))]
+    saved = yaml.safe_load(open(os.path.join(out, "second", "seed0", "config.yaml")))
+    assert saved["model"]["labelenc"]["step1_dir"] == os.path.join(out, "first", "seed0")
+    data = json.load(open(os.path.join(out, "study.json")))
+    assert [r["status"] for r in data["variants"]["second"]["runs"]] == ["trained", "blocked"]
+    assert data["variants"]["second"]["overrides"][-1] == "model.labelenc.step1_dir={run:first}"
+    table = open(os.path.join(out, "study.md")).read()
+    assert "| second | 1 (seed 1 blocked) |" in table and "| first |" not in table  # report: false
+
+
+@pytest.mark.parametrize("variants, message", [
+    ("  a: {config: configs/demo.yaml, overrides: ['model.labelenc.step1_dir={run:b}']}\n"
+     "  b: {config: configs/demo.yaml}\n", "variant 'a' uses {run:b}, which is not a variant defined before it"),
+    ("  a: {config: configs/demo.yaml, report: no-thanks}\n", "'report' must be true or false"),
+])
+def test_run_references_and_report_are_checked(tmp_path, variants, message):
+    with pytest.raises(study.StudyError, match=re.escape(message)):
+        study.load_study(write_study(tmp_path, "seeds: [0]\nvariants:\n" + variants))
+
+
 def test_compare_is_the_compare_study(tmp_path):
     out = tmp_path / "compare"
     proc = subprocess.run([sys.executable, "benchmarks/compare.py", "--out", str(out), "--report_only",

@@ -27,18 +27,29 @@ def _assert_equal(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.fixture(scope="module")
-def step1_dir(tmp_path_factory, tiny_data_root):
+def _train_step1(model_dir, data_root, *overrides):
     from conftest import TINY
     from internet_tf.config import load_config
 
-    model_dir = str(tmp_path_factory.mktemp("labelenc") / "step1")
-    cfg = load_config(None, TINY + [f"data.embedded.root={tiny_data_root}"] + LABELENC
-                      + ["train.steps=3", "train.checkpoint_every=3"])
+    cfg = load_config(None, TINY + [f"data.embedded.root={data_root}"] + LABELENC
+                      + ["train.steps=3", "train.checkpoint_every=3"] + list(overrides))
     trainer = Trainer(cfg, model_dir)
     trainer.train()
     assert trainer.step == 3 and np.all(np.isfinite(trainer.history))
     return model_dir
+
+
+@pytest.fixture(scope="module")
+def step1_dir(tmp_path_factory, tiny_data_root):
+    return _train_step1(str(tmp_path_factory.mktemp("labelenc") / "step1"), tiny_data_root)
+
+
+def _restore_step1(step1_dir):
+    from internet_tf.config import load_config
+    from internet_tf.modeling.factory import restore_model
+
+    cfg = load_config(os.path.join(step1_dir, "config.yaml"))
+    return restore_model(cfg.model, 4, tf.train.latest_checkpoint(os.path.join(step1_dir, "checkpoints")))
 
 
 def test_step1_logs_the_losses_on_h_of_y_and_the_distillation(step1_dir):
@@ -69,11 +80,7 @@ def test_step1_resumes_mid_run(tiny_config, step1_dir, tmp_path):
 
 
 def test_step2_starts_from_step1_and_resumes_from_its_own_checkpoint(tiny_config, step1_dir, tmp_path):
-    from internet_tf.modeling.factory import restore_model
-    from internet_tf.config import load_config
-
-    step1_cfg = load_config(os.path.join(step1_dir, "config.yaml"))
-    step1 = restore_model(step1_cfg.model, 4, tf.train.latest_checkpoint(os.path.join(step1_dir, "checkpoints")))
+    step1 = _restore_step1(step1_dir)
     step2_args = LABELENC + ["model.labelenc.step=2", f"model.labelenc.step1_dir={step1_dir}",
                              "train.checkpoint_every=2"]
     model_dir = str(tmp_path / "step2")
@@ -97,6 +104,28 @@ def test_step2_starts_from_step1_and_resumes_from_its_own_checkpoint(tiny_config
         np.testing.assert_array_equal(a, b.numpy())
     again.train()
     assert again.step == 3
+
+
+def test_step2_with_the_intertwiner_takes_its_head_path_and_optionally_the_backbone(
+        tiny_config, tiny_data_root, tmp_path):
+    """InterNet + LabelEnc: step 1 trained with the intertwiner (linear merge) hands step 2 its
+    make-up and critic (both on the head path) and, with ``step2_backbone: step1``, its
+    backbone; the OT generator and the class buffer start fresh."""
+    on = ["model.intertwiner.enabled=true"]
+    step1_dir = _train_step1(str(tmp_path / "step1"), tiny_data_root, *on)
+    step1 = _restore_step1(step1_dir)
+    trainer = Trainer(tiny_config(*LABELENC, *on, "model.labelenc.step=2", f"model.labelenc.step1_dir={step1_dir}",
+                                  "model.labelenc.step2_backbone=step1", "train.steps=1"), str(tmp_path / "step2"))
+    generator_before = _values(trainer.model.intertwiner.ot)
+    assert trainer.restore() == 0
+    model = trainer.model
+    for name in ("backbone", "box_head", "predictor"):
+        _assert_equal(_values(getattr(step1, name)), _values(getattr(model, name)))
+    for name in ("make_up", "critic"):
+        _assert_equal(_values(getattr(step1.intertwiner, name)), _values(getattr(model.intertwiner, name)))
+    _assert_equal(generator_before, _values(model.intertwiner.ot))
+    assert any(not np.array_equal(a, b) for a, b in zip(_values(step1.intertwiner.ot), generator_before))
+    assert int(model.intertwiner.buffer.coverage(0)) == 0 < int(step1.intertwiner.buffer.coverage(0))
 
 
 def test_step2_run_with_a_missing_step1_dir_fails_before_training(tiny_config, tmp_path):

@@ -1,6 +1,7 @@
 """LabelEnc step 2 starts from step 1 (SPEC §4): h and its FPN come from step 1 (then stay
-frozen), the detector's FPN is initialised from h's FPN, and its RPN and box heads are step
-1's; the backbone stays as configured (ImageNet or from scratch).
+frozen), the detector's FPN is initialised from h's FPN, and its RPN and box heads (with the
+intertwiner's head-path layers when both runs have it) are step 1's; the backbone stays as
+configured (ImageNet or from scratch) or, with ``step2_backbone: step1``, is step 1's.
 
 ``load_step1`` checks step 1's ``--model_dir`` and fails with a message naming the problem
 (missing folder, config or checkpoint; not a LabelEnc step-1 run; another class count, FPN
@@ -58,10 +59,18 @@ def copy_weights(source, target):
 
 
 def initialise_from_step1(detector, labelenc, cfg: ModelConfig):
-    """Step 2's start: h + FPN_h, the detector FPN (from FPN_h), RPN and box heads from step 1."""
+    """Step 2's start: h + FPN_h, the detector FPN (from FPN_h), RPN and box heads from step 1
+    — with the head-path layers of every other method step 1 also ran (the intertwiner's
+    make-up and merged critic) — and, with ``step2_backbone: step1``, step 1's backbone."""
     step1 = load_step1(cfg, detector.num_classes)
     step1_enc = step1.labelenc.encoder
     copy_weights(step1_enc, labelenc.encoder)
     copy_weights(step1_enc.fpn, detector.fpn)
-    for name in ("rpn_head", "box_head", "predictor"):
+    names = ("rpn_head", "box_head", "predictor")
+    for name in names + (("backbone",) if cfg.labelenc.step2_backbone == "step1" else ()):
         copy_weights(getattr(step1, name), getattr(detector, name))
+    for method in detector.methods:
+        source = getattr(step1, method.name, None)
+        if source is not None:
+            for a, b in zip(source.inference_layers(), method.inference_layers()):
+                copy_weights(a, b)
