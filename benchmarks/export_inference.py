@@ -41,7 +41,7 @@ import time
 
 from absl import app, flags, logging
 
-import internet_tf  # noqa: F401  (quiets TF's C++ logging)
+import internet_tf.cli  # noqa: F401  (quiets TF's C++ logging)
 from common import peak_rss_mib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-import internet_tf  # noqa: F401  (quiets TF's C++ logging)
+import internet_tf.cli  # noqa: F401  (quiets TF's C++ logging)
 import tensorflow as tf
 
 from internet_tf.data.synthetic import synthetic_batch

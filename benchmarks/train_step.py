@@ -22,7 +22,7 @@ import time
 
 from absl import app, flags
 
-import internet_tf  # noqa: F401  (quiets TF's C++ logging)
+import internet_tf.cli  # noqa: F401  (quiets TF's C++ logging)
 from common import peak_rss_mib
 from internet_tf.cli.common import define_config_flags, load_flags_config
 

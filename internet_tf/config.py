@@ -213,7 +213,9 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_CHOICES = {
+# The allowed values of each string option, listed once: the layers that take one of these
+# options check it with ``check_choice`` against this table too.
+CHOICES = {
     "data.dataset": ("embedded", "coco"),
     "data.verify_images": ("header", "full", "none"),
     "model.backbone": ("resnet50", "resnet101", "small_resnet"),
@@ -227,6 +229,13 @@ _CHOICES = {
     "model.intertwiner.alignment": ("none", "ot", "ot_biased", "l2", "kl"),
     "model.intertwiner.buffer.mode": ("all", "decay", "window"),
 }
+
+
+def check_choice(key: str, value) -> str:
+    """``value`` if it is one of ``CHOICES[key]``; else a ConfigError naming the key."""
+    if value not in CHOICES[key]:
+        raise ConfigError(f"'{key}' must be one of {CHOICES[key]}, got {value!r}")
+    return value
 
 
 def _check_value(key: str, annotation: Any, value: Any) -> Any:
@@ -254,8 +263,8 @@ def _check_value(key: str, annotation: Any, value: Any) -> Any:
     if annotation in ("str", str):
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"config key '{key}' must be one of {_CHOICES[key]}, got {value!r}")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ConfigError(f"config key '{key}' must be one of {CHOICES[key]}, got {value!r}")
         return value
     if annotation in ("list", list):
         if not isinstance(value, (list, tuple)):

@@ -1,4 +1,6 @@
 """Config schema: YAML loading, base chains, validation naming the key, overrides."""
+import re
+
 import pytest
 
 from internet_tf.config import ConfigError, Config, load_config, parse_override
@@ -87,3 +89,24 @@ def test_shipped_configs_load(name):
     import os
     cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", name))
     assert cfg.model.image_size in (256, 512)
+
+
+def test_layers_check_their_string_option_against_the_one_table():
+    """An option's allowed values are listed once (config.CHOICES); a layer called directly
+    with a bad value gets the same message, naming the config key."""
+    import tensorflow as tf
+
+    from internet_tf.config import CHOICES
+    from internet_tf.methods.intertwiner.loss import intertwiner_distance
+    from internet_tf.methods.intertwiner.merge import merge
+    from internet_tf.methods.intertwiner.sets import small_large_masks
+    from internet_tf.ops.roi_align import assign_levels
+
+    x = tf.ones([2, 3])
+    calls = {"model.intertwiner.merge": lambda: merge(x, x, "average"),
+             "model.intertwiner.loss": lambda: intertwiner_distance(x, x, "average"),
+             "model.intertwiner.split": lambda: small_large_masks(x, x, 2, split="average"),
+             "model.roi.level_rounding": lambda: assign_levels(tf.ones([1, 4]), rounding="average")}
+    for key, call in calls.items():
+        with pytest.raises(ConfigError, match=rf"'{key}' must be one of {re.escape(str(CHOICES[key]))}"):
+            call()

@@ -44,12 +44,11 @@ def fail(message: str):
 
 def latest_checkpoint(model_dir: str) -> str:
     """The latest checkpoint in ``model_dir/checkpoints``; exits with an error if there is none."""
-    import tensorflow as tf
+    from internet_tf.run_dir import CHECKPOINTS, latest_checkpoint as find
 
-    ckpt_dir = os.path.join(model_dir, "checkpoints")
-    latest = tf.train.latest_checkpoint(ckpt_dir)
+    latest = find(model_dir)
     if latest is None:
-        fail(f"no checkpoint in {ckpt_dir}; train first with internet-train")
+        fail(f"no checkpoint in {os.path.join(model_dir, CHECKPOINTS)}; train first with internet-train")
     return latest
 
 

@@ -26,7 +26,7 @@ FLAGS = flags.FLAGS
 
 
 def _read(model_dir: str):
-    from internet_tf.modeling.factory import RunDirError, read_run
+    from internet_tf.run_dir import RunDirError, read_run
 
     try:
         return read_run(model_dir)

@@ -35,9 +35,15 @@ from absl import logging
 from PIL import Image
 from pycocotools.coco import COCO
 
+from internet_tf.config import CHOICES
+
+# Image ids travel inside the float32 image_info (pipeline.py), which holds every integer in
+# [0, 2**24] exactly: the data pipeline and the evaluation both accept exactly that range.
+MAX_IMAGE_ID = 2 ** 24
+
 # Formats tf.io.decode_image can decode (MPO is a multi-picture JPEG, decoded as JPEG).
 TF_DECODABLE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP"})
-VERIFY_MODES = ("none", "header", "full")
+VERIFY_MODES = CHOICES["data.verify_images"]
 _REQUIRED_KEYS = ("images", "annotations", "categories")
 _IMAGE_KEYS = ("id", "file_name", "width", "height")
 _IMAGE_REASONS = ("missing_image_file", "corrupt_image", "unsupported_format",

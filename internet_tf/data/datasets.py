@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Optional
 
 import tensorflow as tf
@@ -15,7 +13,6 @@ import tensorflow as tf
 from internet_tf.config import Config, ConfigError
 from internet_tf.data import embedded, pipeline
 from internet_tf.data.coco import CocoIndex, DatasetError
-from internet_tf.files import write_json_atomic
 
 
 @dataclasses.dataclass
@@ -96,19 +93,3 @@ def eval_dataset(bundle: DatasetBundle, cfg: Config):
     return pipeline.build_dataset(
         bundle.val, image_size=cfg.model.image_size, batch_size=cfg.eval.batch_size,
         max_instances=cfg.data.max_instances, training=False, flip=False)
-
-
-def write_label_map(model_dir: str, data: DatasetBundle):
-    """``model_dir/labels.json``: label -> (category id, name), for export without the dataset."""
-    entries = [{"label": label, "category_id": int(cat_id), "name": data.class_names[label]}
-               for label, cat_id in sorted(data.label_to_cat_id.items())]
-    write_json_atomic(os.path.join(model_dir, "labels.json"), entries, indent=1)
-
-
-def read_label_map(model_dir: str):
-    """Inverse of ``write_label_map`` -> (label_to_cat_id, class_names with 'background' first)."""
-    with open(os.path.join(model_dir, "labels.json")) as f:
-        entries = json.load(f)
-    label_to_cat_id = {e["label"]: e["category_id"] for e in entries}
-    names = ["background"] + [e["name"] for e in sorted(entries, key=lambda e: e["label"])]
-    return label_to_cat_id, names

@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from internet_tf.data.coco import CocoIndex, DatasetError
+from internet_tf.data.coco import MAX_IMAGE_ID, CocoIndex, DatasetError
+from internet_tf.ops import boxes as box_ops
 
-_MAX_EXACT_FLOAT32_INT = 2 ** 24  # image ids travel in a float32 image_info.
 
 
 def _resized_size(height: tf.Tensor, width: tf.Tensor, image_size: int):
@@ -114,9 +114,9 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
     deterministic = (not training) or seed is not None
 
     image_ids = np.asarray([r["image_id"] for r in index.records], np.int64)
-    if np.any(np.abs(image_ids) >= _MAX_EXACT_FLOAT32_INT):
-        raise DatasetError(f"{index.source!r}: image ids must be below 2**24 to travel "
-                           f"exactly in float32 image_info (max is {image_ids.max()})")
+    if np.any((image_ids < 0) | (image_ids > MAX_IMAGE_ID)):
+        raise DatasetError(f"{index.source!r}: image ids must lie in [0, 2**24] to travel exactly in "
+                           f"the float32 image_info (they span {image_ids.min()}..{image_ids.max()})")
     boxes, classes = _padded_ground_truth(index, max_instances)
     dataset = tf.data.Dataset.from_tensor_slices({
         "path": [r["path"] for r in index.records],
@@ -156,14 +156,12 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
         padded, scale = resize_and_pad(image, image_size)
         _, new_h, new_w = _resized_size(height, width, image_size)
         limits = tf.cast(tf.stack([new_h, new_w, new_h, new_w]), tf.float32)
-        boxes = tf.minimum(example["boxes"] * scale, limits)
+        boxes = tf.minimum(box_ops.scale_boxes(example["boxes"], scale), limits)
         if do_flip:
             coin = tf.random.stateless_uniform([], seed=tf.stack([flip_seed, 0]))
             cols = tf.range(image_size)
             flipped_cols = tf.where(cols < new_w, new_w - 1 - cols, cols)
-            rw = tf.cast(new_w, tf.float32)
-            flipped_boxes = tf.stack([boxes[:, 0], rw - boxes[:, 3],
-                                      boxes[:, 2], rw - boxes[:, 1]], axis=-1)
+            flipped_boxes = box_ops.flip_horizontal(boxes, new_w)
             do_it = coin < 0.5
             padded = tf.cond(do_it, lambda: tf.gather(padded, flipped_cols, axis=1),
                              lambda: padded)

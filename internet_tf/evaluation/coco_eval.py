@@ -18,9 +18,8 @@ import os
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
+from internet_tf.data.coco import MAX_IMAGE_ID
 from internet_tf.files import write_json_atomic
-
-MAX_IMAGE_ID = 2 ** 24
 METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl",
                "ARmax1", "ARmax10", "ARmax100", "ARs", "ARm", "ARl")  # COCOeval.stats order
 

@@ -10,11 +10,14 @@ _COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 1
 
 
 def load_labels(export_dir: str) -> dict:
-    path = os.path.join(export_dir, "labels.json")
-    if not os.path.exists(path):
+    """Category id -> name from the export's labels.json (``run_dir.read_labels``); {} without one."""
+    from internet_tf.run_dir import read_labels
+
+    try:
+        label_to_cat_id, names = read_labels(export_dir)
+    except OSError:
         return {}
-    with open(path) as f:
-        return {int(k): v for k, v in json.load(f).items()}
+    return {int(cat_id): names[label] for label, cat_id in label_to_cat_id.items()}
 
 
 def detections_for(serve, pixels, labels: dict) -> list:

@@ -14,7 +14,6 @@ a failure never leaves a half-written export or destroys an earlier one.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ import tempfile
 import tensorflow as tf
 
 from internet_tf.data.pipeline import resize_and_pad
+from internet_tf.run_dir import RunDirError, read_run, write_labels
 
 class ExportError(RuntimeError):
     """Nothing to export (no checkpoint or label map)."""
@@ -74,9 +74,7 @@ def export(model, label_to_cat_id: dict, class_names: list, export_dir: str) -> 
     tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
-        labels = {int(label_to_cat_id[i]): class_names[i] for i in range(1, len(class_names))}
-        with open(os.path.join(tmp, "labels.json"), "w") as f:
-            json.dump({str(k): v for k, v in labels.items()}, f, indent=1)
+        write_labels(tmp, label_to_cat_id, class_names)  # the run dir's schema (run_dir.py)
         old = None
         if os.path.exists(export_dir):
             old = tempfile.mkdtemp(prefix=".export-old-", dir=parent)
@@ -93,15 +91,12 @@ def export(model, label_to_cat_id: dict, class_names: list, export_dir: str) -> 
 
 def export_checkpoint(cfg, model_dir: str, export_dir: str) -> str:
     """Exports the latest checkpoint of ``model_dir``; returns the checkpoint path."""
-    from internet_tf.data.datasets import read_label_map
     from internet_tf.modeling.factory import restore_model
 
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-    if latest is None:
-        raise ExportError(f"no checkpoint in {os.path.join(model_dir, 'checkpoints')}; train first with internet-train")
-    if not os.path.exists(os.path.join(model_dir, "labels.json")):
-        raise ExportError(f"{model_dir}/labels.json is missing (it is written by internet-train)")
-    label_to_cat_id, names = read_label_map(model_dir)
-    model = restore_model(cfg.model, len(label_to_cat_id), latest)
-    export(model, label_to_cat_id, names, export_dir)
-    return latest
+    try:
+        run = read_run(model_dir, cfg)
+    except RunDirError as e:
+        raise ExportError(str(e)) from e
+    model = restore_model(cfg.model, run.num_classes, run.checkpoint)
+    export(model, run.label_to_cat_id, run.class_names, export_dir)
+    return run.checkpoint

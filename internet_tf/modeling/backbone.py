@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from internet_tf.modeling.batch_norm import BatchNorm, from_keras
+from internet_tf.ops.levels import PYRAMID_LEVELS
 
 # keras.applications layer names of the last block of each stage.
 _STAGE_OUTPUTS = {
@@ -122,7 +123,7 @@ class Backbone(keras.layers.Layer):
 
     def call(self, images, training=False):
         feats = self.net(preprocess(images), training=training)
-        return {level: f for level, f in zip((2, 3, 4, 5), feats)}
+        return {level: f for level, f in zip(PYRAMID_LEVELS, feats)}
 
 
 def _stage_of(layer_name: str):

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from internet_tf.modeling.tracking import track
+from internet_tf.ops.levels import PYRAMID_LEVELS
 
 
 class FPN(keras.layers.Layer):
@@ -18,20 +19,20 @@ class FPN(keras.layers.Layer):
         self.channels = channels
         init = keras.initializers.HeUniform()
         self.lateral = [keras.layers.Conv2D(channels, 1, kernel_initializer=init, name=f"lateral_p{l}")
-                        for l in (2, 3, 4, 5)]
+                        for l in PYRAMID_LEVELS]
         self.output_conv = [keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=init,
-                                                name=f"output_p{l}") for l in (2, 3, 4, 5)]
+                                                name=f"output_p{l}") for l in PYRAMID_LEVELS]
         track(self, self.lateral + self.output_conv)
         self.p6 = keras.layers.MaxPooling2D(pool_size=1, strides=2, name="p6_pool")
 
     def call(self, feats):
-        lat = {l: self.lateral[l - 2](feats[l]) for l in (2, 3, 4, 5)}
-        top = lat[5]
-        merged = {5: top}
-        for l in (4, 3, 2):
+        lat = {l: self.lateral[l - PYRAMID_LEVELS[0]](feats[l]) for l in PYRAMID_LEVELS}
+        top = lat[PYRAMID_LEVELS[-1]]
+        merged = {PYRAMID_LEVELS[-1]: top}
+        for l in reversed(PYRAMID_LEVELS[:-1]):
             size = tf.shape(lat[l])[1:3]
             top = lat[l] + tf.image.resize(top, size, method="nearest")
             merged[l] = top
-        out = {l: self.output_conv[l - 2](merged[l]) for l in (2, 3, 4, 5)}
-        out[6] = self.p6(out[5])
+        out = {l: self.output_conv[l - PYRAMID_LEVELS[0]](merged[l]) for l in PYRAMID_LEVELS}
+        out[PYRAMID_LEVELS[-1] + 1] = self.p6(out[PYRAMID_LEVELS[-1]])
         return out

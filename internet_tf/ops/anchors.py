@@ -8,7 +8,8 @@ centred at `((y + 0.5) * stride, (x + 0.5) * stride)`. Boxes are yxyx absolute p
 import numpy as np
 import tensorflow as tf
 
-DEFAULT_LEVELS = (2, 3, 4, 5, 6)
+from internet_tf.ops.levels import RPN_LEVELS as DEFAULT_LEVELS
+
 DEFAULT_SIZES = (32, 64, 128, 256, 512)
 DEFAULT_ASPECT_RATIOS = (0.5, 1.0, 2.0)
 
@@ -17,11 +18,6 @@ def feature_size(image_size: int, level: int) -> int:
     """Side of level `level`'s feature map for a square `image_size` input: ceil(size / 2**l)."""
     stride = 2 ** int(level)
     return -(-int(image_size) // stride)
-
-
-def num_anchors_per_level(image_size: int, levels=DEFAULT_LEVELS, num_anchors: int = 3):
-    """`{level: H_l * W_l * num_anchors}`."""
-    return {int(l): feature_size(image_size, l) ** 2 * int(num_anchors) for l in levels}
 
 
 def _level_anchors(image_size, level, size, aspect_ratios):
@@ -87,21 +83,5 @@ def concat_levels(d, axis=None):
     return tf.concat(tensors, axis=axis)
 
 
-def split_levels(tensor, image_size: int, levels=DEFAULT_LEVELS, num_anchors: int = 3,
-                 axis: int = 0):
-    """Inverse of `concat_levels`: split `tensor` along `axis` into `{level: part}` with
-    `feature_size(image_size, l)**2 * num_anchors` entries per level (ascending levels)."""
-    counts = num_anchors_per_level(image_size, levels, num_anchors)
-    ordered = sorted(counts)
-    parts = tf.split(tensor, [counts[l] for l in ordered], axis=axis)
-    return dict(zip(ordered, parts))
-
-
-def total_anchors(image_size: int, levels=DEFAULT_LEVELS, num_anchors: int = 3) -> int:
-    """Total number of anchors over all levels."""
-    return sum(num_anchors_per_level(image_size, levels, num_anchors).values())
-
-
-__all__ = ["feature_size", "num_anchors_per_level", "generate_anchors", "concat_levels",
-           "split_levels", "total_anchors", "DEFAULT_LEVELS", "DEFAULT_SIZES",
+__all__ = ["feature_size", "generate_anchors", "concat_levels", "DEFAULT_LEVELS", "DEFAULT_SIZES",
            "DEFAULT_ASPECT_RATIOS"]

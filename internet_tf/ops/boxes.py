@@ -30,12 +30,6 @@ def _unstack4(boxes):
     return tf.unstack(boxes, num=4, axis=-1)
 
 
-def xywh_to_yxyx(boxes):
-    """`[..., 4]` COCO `(x, y, w, h)` -> `(ymin, xmin, ymax, xmax)`."""
-    x, y, w, h = _unstack4(_as_float(boxes))
-    return tf.stack([y, x, y + h, x + w], axis=-1)
-
-
 def yxyx_to_xywh(boxes):
     """`[..., 4]` `(ymin, xmin, ymax, xmax)` -> COCO `(x, y, w, h)`."""
     ymin, xmin, ymax, xmax = _unstack4(_as_float(boxes))

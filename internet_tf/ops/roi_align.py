@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from internet_tf.config import check_choice
 from internet_tf.ops.levels import ROI_LEVELS
 
 
-def assign_levels(boxes, *, base: float = 224.0, canonical_level: int = 4, min_level: int = 2,
-                  max_level: int = 5, rounding: str = "floor"):
+def assign_levels(boxes, *, base: float = 224.0, canonical_level: int = 4,
+                  min_level: int = ROI_LEVELS[0], max_level: int = ROI_LEVELS[-1], rounding: str = "floor"):
     """Eq. 6. ``boxes`` [..., 4] in input pixels -> int32 levels [...]."""
     h = tf.maximum(boxes[..., 2] - boxes[..., 0], 0.0)
     w = tf.maximum(boxes[..., 3] - boxes[..., 1], 0.0)
     size = tf.sqrt(h * w)
     raw = canonical_level + tf.math.log(tf.maximum(size, 1e-6) / base) / tf.math.log(2.0)
+    check_choice("model.roi.level_rounding", rounding)
     if rounding == "floor":
         level = tf.floor(raw + 1e-6)  # a box of exactly base·2^k lands on its own level
-    elif rounding == "round":
-        level = tf.round(raw)
     else:
-        raise ValueError(f"level rounding must be 'floor' or 'round', got {rounding!r}")
+        level = tf.round(raw)
     return tf.cast(tf.clip_by_value(level, min_level, max_level), tf.int32)
 
 

@@ -7,13 +7,13 @@ import tensorflow as tf
 
 from internet_tf.evaluation.coco_eval import format_metrics
 from internet_tf.evaluation.runner import evaluate_model
-from internet_tf.training.trainer import Trainer
+from internet_tf.training.trainer import build_trainer
 
 
 def train_and_evaluate(cfg, model_dir: str, strategy=None) -> dict:
     """Trains to the configured step (resuming), then the chief evaluates; returns the
     metrics ({} on other workers)."""
-    trainer = Trainer(cfg, model_dir, strategy=strategy)
+    trainer = build_trainer(cfg, model_dir, strategy=strategy)
     trainer.train()
     if not cfg.train.evaluate_at_end or not trainer.is_chief:
         return {}

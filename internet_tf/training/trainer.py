@@ -18,10 +18,21 @@ import tensorflow as tf
 from absl import logging
 
 from internet_tf.config import Config
-from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, load_datasets, write_label_map
-from internet_tf.files import write_atomic
+from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, load_datasets
+from internet_tf.run_dir import latest_checkpoint, write_run
 from internet_tf.training import distribute, optim
 from internet_tf.training.step import build_train_step
+
+
+def build_trainer(cfg: Config, model_dir: str, strategy: tf.distribute.Strategy | None = None,
+                  data: DatasetBundle | None = None) -> "Trainer":
+    """Loads the datasets (unless given), builds the model (every variable; ``cfg.seed``
+    fixes the initialisation on every worker) and its optimizer in ``strategy``'s scope."""
+    data = data or load_datasets(cfg)
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(cfg.seed)
+    model, optimizer = optim.build_model_and_optimizer(cfg, data.num_classes, len(data.train), strategy)
+    return Trainer(cfg, model_dir, data, model, optimizer, strategy)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -29,44 +40,36 @@ class NonFiniteLossError(RuntimeError):
 
 
 class Trainer:
-    """Owns model, optimizer, checkpoints and summaries for one ``model_dir``."""
+    """Owns checkpoints and summaries of one ``model_dir`` for ready-built data, model and
+    optimizer (``build_trainer`` builds them from a config)."""
 
-    def __init__(self, cfg: Config, model_dir: str, data: DatasetBundle | None = None,
+    def __init__(self, cfg: Config, model_dir: str, data: DatasetBundle, model, optimizer,
                  strategy: tf.distribute.Strategy | None = None):
-        self.cfg = cfg
-        self.model_dir = model_dir
-        os.makedirs(model_dir, exist_ok=True)
-        self.data = data or load_datasets(cfg)
+        self.cfg, self.model_dir, self.data = cfg, model_dir, data
+        self.model, self.optimizer = model, optimizer
         self.strategy = strategy or tf.distribute.get_strategy()
-        self.num_train_images = len(self.data.train)
+        os.makedirs(model_dir, exist_ok=True)
+        self.num_train_images = len(data.train)
         self.total_steps = optim.total_steps(cfg.train, self.num_train_images)
-        # ``seed`` fixes the weight initialisation too (every worker draws the same values).
-        keras.utils.set_random_seed(cfg.seed)
-        self.model, self.optimizer = optim.build_model_and_optimizer(
-            cfg, self.data.num_classes, self.num_train_images, self.strategy)
-        for method in self.model.methods:
+        for method in model.methods:
             method.set_total_steps(self.total_steps)
         self.is_chief = distribute.is_chief(self.strategy)
         # Every worker saves (distributed variables may need all of them); only the chief
         # into model_dir, the others into a scratch folder removed after training.
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(distribute.worker_dir(model_dir, self.strategy), "checkpoints"),
             max_to_keep=cfg.train.keep_checkpoints)
         if self.is_chief:
-            self._write_config()
-            write_label_map(model_dir, self.data)
+            write_run(model_dir, cfg, data)
 
     @property
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
-    def _write_config(self):
-        write_atomic(os.path.join(self.model_dir, "config.yaml"), self.cfg.to_yaml())
-
     def restore(self) -> int:
         """Restores the chief's latest checkpoint if there is one; returns the step."""
-        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
+        latest = latest_checkpoint(self.model_dir)
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Restored %s (step %d)", latest, self.step)

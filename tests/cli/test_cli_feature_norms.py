@@ -10,7 +10,7 @@ from test_cli_train_eval import TINY
 
 from internet_tf.config import load_config
 from internet_tf.evaluation.feature_norms import channel_norm, row_image
-from internet_tf.training.trainer import Trainer
+from internet_tf.training.trainer import build_trainer
 
 DATA = ["data.embedded.num_train=4", "data.embedded.num_val=3", "data.embedded.image_size=128",
         "data.embedded.num_classes=2", "model.intertwiner.enabled=false"]
@@ -24,7 +24,7 @@ def run_dirs(tmp_path_factory):
     dirs = {}
     for name, extra in (("baseline", []), ("labelenc", ["model.labelenc.enabled=true"])):
         cfg = load_config("configs/demo.yaml", TINY + DATA + extra + [f"data.embedded.root={root / 'data'}"])
-        trainer = Trainer(cfg, str(root / name))
+        trainer = build_trainer(cfg, str(root / name))
         trainer.manager.save(checkpoint_number=0)
         dirs[name] = str(root / name)
     return dirs

@@ -10,7 +10,7 @@ import pytest
 from test_cli_train_eval import TINY
 
 from internet_tf.config import load_config
-from internet_tf.training.trainer import Trainer
+from internet_tf.training.trainer import build_trainer
 
 # Original images of 256 px fed at 128 px: areas must be scaled back by 1 / 0.5².
 DATA = ["data.embedded.num_train=4", "data.embedded.num_val=6", "data.embedded.image_size=256",
@@ -28,7 +28,7 @@ def trained_dir(tmp_path_factory):
     cfg = load_config("configs/demo.yaml",
                       TINY + DATA + [f"data.embedded.root={root / 'embedded'}"])
     model_dir = str(root / "run")
-    trainer = Trainer(cfg, model_dir)
+    trainer = build_trainer(cfg, model_dir)
     trainer.train()
     assert trainer.step == 2
     return model_dir

@@ -179,3 +179,17 @@ def test_unreadable_image_is_dropped_not_fatal(make_dataset):
     batches = list(build_dataset(index, image_size=32, batch_size=4, training=False))
     np.testing.assert_array_equal(batches[0]["image_info"][:, 3], [100, 102])
     assert os.path.isfile(index.records[1]["path"])
+
+
+@pytest.mark.parametrize("image_id, ok", [(2 ** 24, True), (2 ** 24 + 1, False)])
+def test_image_ids_must_travel_exactly_in_float32(make_dataset, image_id, ok):
+    """The data pipeline accepts exactly the ids the evaluation accepts ([0, MAX_IMAGE_ID])."""
+    from internet_tf.data.coco import MAX_IMAGE_ID, DatasetError
+
+    assert MAX_IMAGE_ID == 2 ** 24
+    index = index_of(make_dataset, [{"id": image_id, "width": 50, "height": 100}], [ann(image_id, [0, 0, 10, 10])])
+    if ok:
+        assert first(build_dataset(index, image_size=64, batch_size=1, training=False))["image_info"][0, 3] == image_id
+    else:
+        with pytest.raises(DatasetError, match=r"image ids must lie in \[0, 2\*\*24\]"):
+            build_dataset(index, image_size=64, batch_size=1, training=False)

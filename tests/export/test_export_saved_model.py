@@ -75,8 +75,23 @@ def test_export_has_no_training_only_variables(exported):
                  model.intertwiner.make_up, model.intertwiner.critic]
     trainable_inference = sum(len(layer.variables) for layer in inference)
     assert len(names) == trainable_inference
+
+
+def test_export_and_run_dir_share_one_labels_schema_that_predict_reads(exported, tmp_path):
+    from internet_tf.export.predict import load_labels
+    from internet_tf.run_dir import read_labels, write_labels
+
+    _, path = exported
     with open(os.path.join(path, "labels.json")) as f:
-        assert json.load(f) == {"17": "lamp", "4": "cup", "90": "book"}
+        assert json.load(f) == [{"label": 1, "category_id": 17, "name": "lamp"},
+                                {"label": 2, "category_id": 4, "name": "cup"},
+                                {"label": 3, "category_id": 90, "name": "book"}]
+    write_labels(str(tmp_path), CATS, NAMES)  # what internet-train writes into a run dir
+    with open(os.path.join(path, "labels.json")) as f, open(tmp_path / "labels.json") as g:
+        assert f.read() == g.read()
+    assert read_labels(path) == (CATS, NAMES)
+    assert load_labels(path) == {17: "lamp", 4: "cup", 90: "book"}
+    assert load_labels(str(tmp_path / "nowhere")) == {}
 
 
 def test_loads_without_internet_tf_and_cli_lists_signature(exported):

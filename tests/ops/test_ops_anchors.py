@@ -36,30 +36,26 @@ def test_counts_per_level_default():
     assert sorted(out) == [2, 3, 4, 5, 6]
     counts = {l: int(v.shape[0]) for l, v in out.items()}
     assert counts == {2: 49152, 3: 12288, 4: 3072, 5: 768, 6: 192}
-    assert A.num_anchors_per_level(512) == counts
-    assert A.total_anchors(512) == 65472
+    assert counts == {l: A.feature_size(512, l) ** 2 * 3 for l in out} and sum(counts.values()) == 65472
     # Level 2 first anchor: size 32 ratio 0.5 centred at (2, 2).
     s2 = 32 / np.sqrt(2.0)
     np.testing.assert_allclose(out[2][0].numpy(), [2 - s2 / 2, 2 - s2, 2 + s2 / 2, 2 + s2],
                                rtol=1e-6)
 
 
-def test_concat_split_round_trip_unbatched_and_batched():
+def test_concat_levels_unbatched_and_batched():
     image_size = 96
     anchors = A.generate_anchors(image_size)
+    total = sum(int(a.shape[0]) for a in anchors.values())
     flat = A.concat_levels(anchors)
-    assert flat.shape == (A.total_anchors(image_size), 4)
-    back = A.split_levels(flat, image_size)
-    for l in anchors:
-        np.testing.assert_array_equal(back[l].numpy(), anchors[l].numpy())
+    assert flat.shape == (total, 4)
+    np.testing.assert_array_equal(flat.numpy(), np.concatenate([anchors[l].numpy() for l in sorted(anchors)]))
     # Batched [B, n_l, k] per level (e.g. RPN outputs), inserted in non-sorted order.
     per_level = {l: tf.fill([2, int(anchors[l].shape[0]), 1], float(l)) for l in (6, 2, 4, 3, 5)}
     cat = A.concat_levels(per_level)
-    assert cat.shape == (2, A.total_anchors(image_size), 1)
+    assert cat.shape == (2, total, 1)
     assert cat[0, 0, 0].numpy() == 2.0 and cat[1, -1, 0].numpy() == 6.0
-    parts = A.split_levels(cat, image_size, axis=1)
-    for l in per_level:
-        np.testing.assert_array_equal(parts[l].numpy(), per_level[l].numpy())
+    np.testing.assert_array_equal(cat.numpy(), np.concatenate([per_level[l].numpy() for l in sorted(per_level)], 1))
     scores = {l: tf.zeros([2, int(anchors[l].shape[0])]) for l in anchors}  # [B, n_l]
-    assert A.concat_levels(scores).shape == (2, A.total_anchors(image_size))
-    assert A.concat_levels(scores, axis=1).shape == (2, A.total_anchors(image_size))
+    assert A.concat_levels(scores).shape == (2, total)
+    assert A.concat_levels(scores, axis=1).shape == (2, total)

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from internet_tf.config import load_config
-from internet_tf.training.trainer import Trainer
+from internet_tf.training.trainer import build_trainer
 from tiny_internet import OVERRIDES, embedded_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,7 +72,7 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     keys = tf.train.load_checkpoint(latest).get_variable_to_shape_map()
     saved = _checkpoint_values(latest, keys)
     cfg = load_config("configs/demo.yaml", overrides)
-    trainer = Trainer(cfg, model_dir)
+    trainer = build_trainer(cfg, model_dir)
     assert trainer.restore() == killed_at
     buffer = {"model/intertwiner/buffer/sums/.ATTRIBUTES/VARIABLE_VALUE": trainer.model.intertwiner.buffer.sums,
               "model/intertwiner/buffer/counts/.ATTRIBUTES/VARIABLE_VALUE": trainer.model.intertwiner.buffer.counts}

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from internet_tf.methods.labelenc.step1 import Step1Error
-from internet_tf.training.trainer import Trainer
+from internet_tf.training.trainer import build_trainer
 
 LABELENC = ["model.intertwiner.enabled=false", "model.labelenc.enabled=true", "train.evaluate_at_end=false"]
 
@@ -33,7 +33,7 @@ def _train_step1(model_dir, data_root, *overrides):
 
     cfg = load_config(None, TINY + [f"data.embedded.root={data_root}"] + LABELENC
                       + ["train.steps=3", "train.checkpoint_every=3"] + list(overrides))
-    trainer = Trainer(cfg, model_dir)
+    trainer = build_trainer(cfg, model_dir)
     trainer.train()
     assert trainer.step == 3 and np.all(np.isfinite(trainer.history))
     return model_dir
@@ -70,8 +70,8 @@ def test_step1_resumes_mid_run(tiny_config, step1_dir, tmp_path):
     model_dir = str(tmp_path / "step1")
     shutil.copytree(step1_dir, model_dir)
     saved = load_config(os.path.join(model_dir, "config.yaml"))
-    trainer = Trainer(load_config(os.path.join(model_dir, "config.yaml"), ["train.steps=4"]), model_dir)
-    reference = Trainer(saved, str(tmp_path / "unused"))  # same seed: the initial weights
+    trainer = build_trainer(load_config(os.path.join(model_dir, "config.yaml"), ["train.steps=4"]), model_dir)
+    reference = build_trainer(saved, str(tmp_path / "unused"))  # same seed: the initial weights
     assert trainer.restore() == 3
     restored = _values(_labelenc(trainer.model).encoder)
     assert any(not np.array_equal(a, b) for a, b in zip(restored, _values(_labelenc(reference.model).encoder)))
@@ -84,7 +84,7 @@ def test_step2_starts_from_step1_and_resumes_from_its_own_checkpoint(tiny_config
     step2_args = LABELENC + ["model.labelenc.step=2", f"model.labelenc.step1_dir={step1_dir}",
                              "train.checkpoint_every=2"]
     model_dir = str(tmp_path / "step2")
-    trainer = Trainer(tiny_config(*step2_args, "train.steps=2"), model_dir)
+    trainer = build_trainer(tiny_config(*step2_args, "train.steps=2"), model_dir)
     backbone_before = _values(trainer.model.backbone)
     assert trainer.restore() == 0  # fresh: loads step 1
     model, enc1 = trainer.model, _labelenc(step1).encoder
@@ -98,7 +98,7 @@ def test_step2_starts_from_step1_and_resumes_from_its_own_checkpoint(tiny_config
     _assert_equal(_values(enc1), frozen)  # h and its FPN do not move in step 2
     trained = [v.numpy().copy() for v in model.variables]
 
-    again = Trainer(tiny_config(*step2_args, "train.steps=3"), model_dir)
+    again = build_trainer(tiny_config(*step2_args, "train.steps=3"), model_dir)
     assert again.restore() == 2  # resumes step 2 (does not start over from step 1)
     for a, b in zip(trained, again.model.variables):
         np.testing.assert_array_equal(a, b.numpy())
@@ -114,7 +114,7 @@ def test_step2_with_the_intertwiner_takes_its_head_path_and_optionally_the_backb
     on = ["model.intertwiner.enabled=true"]
     step1_dir = _train_step1(str(tmp_path / "step1"), tiny_data_root, *on)
     step1 = _restore_step1(step1_dir)
-    trainer = Trainer(tiny_config(*LABELENC, *on, "model.labelenc.step=2", f"model.labelenc.step1_dir={step1_dir}",
+    trainer = build_trainer(tiny_config(*LABELENC, *on, "model.labelenc.step=2", f"model.labelenc.step1_dir={step1_dir}",
                                   "model.labelenc.step2_backbone=step1", "train.steps=1"), str(tmp_path / "step2"))
     generator_before = _values(trainer.model.intertwiner.ot)
     assert trainer.restore() == 0
@@ -130,7 +130,7 @@ def test_step2_with_the_intertwiner_takes_its_head_path_and_optionally_the_backb
 
 def test_step2_run_with_a_missing_step1_dir_fails_before_training(tiny_config, tmp_path):
     source = str(tmp_path / "nowhere")
-    trainer = Trainer(tiny_config(*LABELENC, "model.labelenc.step=2", f"model.labelenc.step1_dir={source}",
+    trainer = build_trainer(tiny_config(*LABELENC, "model.labelenc.step=2", f"model.labelenc.step1_dir={source}",
                                   "train.steps=1"), str(tmp_path / "step2"))
     with pytest.raises(Step1Error, match="does not exist") as err:
         trainer.train()

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from internet_tf.training.trainer import NonFiniteLossError, Trainer
+from internet_tf.training.trainer import NonFiniteLossError, build_trainer
 
 
 def test_short_training_run_loss_falls(tiny_config, tmp_path):
     cfg = tiny_config("train.steps=40", "train.checkpoint_every=100")
-    trainer = Trainer(cfg, str(tmp_path / "run"))
+    trainer = build_trainer(cfg, str(tmp_path / "run"))
     trainer.train()
     losses = np.array(trainer.history)
     assert len(losses) == 40 and np.all(np.isfinite(losses))
@@ -52,7 +52,7 @@ def _weights(model):
 
 def test_rerun_resumes_from_last_checkpoint(tiny_config, tmp_path):
     model_dir = str(tmp_path / "run")
-    first = Trainer(tiny_config("train.steps=6", "train.checkpoint_every=3"), model_dir)
+    first = build_trainer(tiny_config("train.steps=6", "train.checkpoint_every=3"), model_dir)
     first.train()
     assert first.step == 6
     saved = _weights(first.model)
@@ -60,7 +60,7 @@ def test_rerun_resumes_from_last_checkpoint(tiny_config, tmp_path):
     assert sorted(os.listdir(os.path.join(model_dir, "checkpoints")))[-1].startswith("ckpt-6")
 
     # Same command again, now asking for more steps: starts at 6 with identical state.
-    second = Trainer(tiny_config("train.steps=9", "train.checkpoint_every=3"), model_dir)
+    second = build_trainer(tiny_config("train.steps=9", "train.checkpoint_every=3"), model_dir)
     assert second.restore() == 6
     for a, b in zip(saved, _weights(second.model)):
         np.testing.assert_array_equal(a, b)
@@ -71,7 +71,7 @@ def test_rerun_resumes_from_last_checkpoint(tiny_config, tmp_path):
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-9")
 
     # A rerun of a finished run trains nothing.
-    third = Trainer(tiny_config("train.steps=9"), model_dir)
+    third = build_trainer(tiny_config("train.steps=9"), model_dir)
     third.train()
     assert third.step == 9 and third.history == []
 
@@ -88,7 +88,7 @@ def test_resumed_data_stream_continues_in_order(tiny_config):
 
 def test_non_finite_loss_stops_and_keeps_checkpoint(tiny_config, tmp_path):
     model_dir = str(tmp_path / "run")
-    trainer = Trainer(tiny_config("train.steps=10", "train.checkpoint_every=2"), model_dir)
+    trainer = build_trainer(tiny_config("train.steps=10", "train.checkpoint_every=2"), model_dir)
     original = trainer.model.train_losses
 
     def poisoned(batch, training=True, step=None):
@@ -106,13 +106,13 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tiny_config, tmp_path):
     # The NaN step changed nothing: weights are finite and the step counter stayed at 5.
     assert trainer.step == 5
     assert all(np.all(np.isfinite(v.numpy())) for v in trainer.model.variables)
-    resumed = Trainer(tiny_config("train.steps=10"), model_dir)
+    resumed = build_trainer(tiny_config("train.steps=10"), model_dir)
     assert resumed.restore() == 4
 
 
 def test_seed_fixes_the_initial_weights(tiny_config, tmp_path):
     def initial(seed, name):
-        trainer = Trainer(tiny_config(f"seed={seed}"), str(tmp_path / name))
+        trainer = build_trainer(tiny_config(f"seed={seed}"), str(tmp_path / name))
         weights = _weights(trainer.model)
         assert weights, "the model is built before training"
         tf.random.uniform([3])  # consume global RNG state between the two builds

@@ -41,7 +41,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-_MODES = ("all", "decay", "window")
+from internet_tf.config import CHOICES
+
+_MODES = CHOICES["model.intertwiner.buffer.mode"]
 
 
 def _div(num, den):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from internet_tf.config import check_choice
 from internet_tf.ops.replica import global_mean
 
 
@@ -14,15 +15,14 @@ def intertwiner_distance(small, reference, kind: str = "l2", eps: float = 1e-6):
     mean-reduced MSE/L1 of the authors' code), so the loss scale does not grow with D; ``kl``
     is a proper KL divergence of the two features normalised to sum 1.
     """
+    check_choice("model.intertwiner.loss", kind)
     if kind == "l2":
         return tf.reduce_mean(tf.square(small - reference), axis=-1)
     if kind == "l1":
         return tf.reduce_mean(tf.abs(small - reference), axis=-1)
-    if kind == "kl":
-        f = small / (tf.reduce_sum(small, axis=-1, keepdims=True) + eps)
-        b = reference / (tf.reduce_sum(reference, axis=-1, keepdims=True) + eps)
-        return tf.reduce_sum(b * (tf.math.log(b + eps) - tf.math.log(f + eps)), axis=-1)
-    raise ValueError(f"intertwiner loss must be 'l2', 'l1' or 'kl', got {kind!r}")
+    f = small / (tf.reduce_sum(small, axis=-1, keepdims=True) + eps)  # kl
+    b = reference / (tf.reduce_sum(reference, axis=-1, keepdims=True) + eps)
+    return tf.reduce_sum(b * (tf.math.log(b + eps) - tf.math.log(f + eps)), axis=-1)
 
 
 def level_loss(critic_small, classes, small_mask, reps, valid, kind: str):

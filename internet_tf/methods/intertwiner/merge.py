@@ -7,12 +7,14 @@ serves the intertwiner loss), ``naive_add`` (weight 1 each). Points (``methods/b
 """
 from __future__ import annotations
 
+from internet_tf.config import check_choice
+
+
 def merge(head_features, critic_features, mode: str = "linear"):
     """Table 2c: how the critic feature joins the detection head's feature."""
+    check_choice("model.intertwiner.merge", mode)
     if mode == "linear":
         return 0.5 * head_features + 0.5 * critic_features
     if mode == "separate":
         return head_features
-    if mode == "naive_add":
-        return head_features + critic_features
-    raise ValueError(f"intertwiner merge must be 'linear', 'separate' or 'naive_add', got {mode!r}")
+    return head_features + critic_features  # naive_add

@@ -22,12 +22,10 @@ from internet_tf.methods.intertwiner.loss import level_loss
 from internet_tf.methods.intertwiner.make_up import MakeUp, MakeUpMap
 from internet_tf.methods.intertwiner.merge import merge
 from internet_tf.methods.intertwiner.ot import OTModule
-from internet_tf.methods.intertwiner.sets import small_large_masks
+from internet_tf.methods.intertwiner.sets import RELIABLE_LEVELS, small_large_masks
 from internet_tf.ops.levels import ROI_LEVELS
 from internet_tf.ops.replica import global_all_gather, global_sum
 from internet_tf.ops.roi_align import crop_level, roi_align_flat
-
-RELIABLE_LEVELS = (2, 3, 4)  # level 5 has no higher level: it reads the buffer, adds nothing
 
 
 class Intertwiner(TrainingMethod):

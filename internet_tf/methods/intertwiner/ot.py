@@ -21,13 +21,15 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from internet_tf.config import CHOICES
 from internet_tf.modeling.batch_norm import BatchNorm
 from internet_tf.ops.sinkhorn import biased_sinkhorn_divergence, cosine_cost, sinkhorn
+from internet_tf.methods.intertwiner.sets import RELIABLE_LEVELS
 from internet_tf.modeling.tracking import track
 from internet_tf.ops.replica import global_mean
 
-ALIGNMENT_KINDS = ("ot", "ot_biased", "l2", "kl")
-SOURCES = ("generator", "bilinear")
+ALIGNMENT_KINDS = tuple(k for k in CHOICES["model.intertwiner.alignment"] if k != "none")
+SOURCES = ("generator", "bilinear")  # the reliable sources (Table 1) that need this module
 
 
 def _spatial_size(x):
@@ -138,7 +140,7 @@ class OTModule(keras.layers.Layer):
     statistics are shared by both inputs and one function maps both distributions.
     """
 
-    def __init__(self, levels=(2, 3, 4), channels: int = 256, source: str = "generator",
+    def __init__(self, levels=RELIABLE_LEVELS, channels: int = 256, source: str = "generator",
                  kind: str = "ot", epsilon: float = 0.1, num_iters: int = 10,
                  log_domain: bool = False, detach_plan: bool = False, pool_size: int = 8,
                  generator_kernel: int = 2, into_pyramid: bool = True, name: str = "ot_module",

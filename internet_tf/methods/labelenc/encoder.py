@@ -32,8 +32,8 @@ import tensorflow as tf
 
 from internet_tf.modeling.fpn import FPN
 from internet_tf.modeling.tracking import track
+from internet_tf.ops.levels import PYRAMID_LEVELS as LEVELS  # C2–C5 of h, as the backbone's
 
-LEVELS = (2, 3, 4, 5)
 WIDTHS = (64, 128, 256, 512)     # Table 1: bottleneck widths of stages 2–5
 BLOCKS = (1, 2, 2, 1)            # Table 1: blocks per stage
 EXPANSION = 4                    # block output = 4 × width (256/512/1024/2048)

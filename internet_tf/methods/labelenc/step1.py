@@ -23,7 +23,8 @@ def _problem(step1_dir: str, what: str):
 def load_step1(cfg: ModelConfig, num_classes: int):
     """Step 1's detector (every variable built, weights restored from its latest checkpoint)."""
     from internet_tf.methods.labelenc.method import encoder_shape
-    from internet_tf.modeling.factory import RunDirError, read_run, restore_model
+    from internet_tf.modeling.factory import restore_model
+    from internet_tf.run_dir import RunDirError, read_run
 
     step1_dir = cfg.labelenc.step1_dir
     try:
