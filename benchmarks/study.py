@@ -43,10 +43,13 @@ import time
 import yaml
 from absl import app, flags
 
-from internet_tf.config import ConfigError, load_config
-from internet_tf.files import write_atomic
-
+# The study and its training subprocesses use the internet_tf of the tree this file is in
+# (not whatever an installed or editable package points at), wherever it is run from.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from internet_tf.config import ConfigError, load_config  # noqa: E402
+from internet_tf.files import write_atomic  # noqa: E402
 KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 RUN_REF = re.compile(r"\{run:([A-Za-z0-9_.-]+)\}")
 FLAGS = flags.FLAGS
@@ -204,7 +207,8 @@ def train(run_dir: str, config: str, overrides: list) -> str | None:
     for o in overrides:
         cmd += ["--override", o]
     tail = collections.deque(maxlen=60)
-    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env) as proc:
         for line in proc.stderr:
             sys.stderr.write(line)
             tail.append(line)
