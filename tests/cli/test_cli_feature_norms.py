@@ -5,10 +5,9 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 from PIL import Image
-from test_cli_train_eval import TINY
 
-from internet_tf.config import load_config
 from internet_tf.evaluation.feature_norms import channel_norm, row_image
 from internet_tf.training.trainer import build_trainer
 
@@ -23,7 +22,7 @@ def run_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("norms")
     dirs = {}
     for name, extra in (("baseline", []), ("labelenc", ["model.labelenc.enabled=true"])):
-        cfg = load_config("configs/demo.yaml", TINY + DATA + extra + [f"data.embedded.root={root / 'data'}"])
+        cfg = tiny.config(*DATA, *extra, f"data.embedded.root={root / 'data'}")
         trainer = build_trainer(cfg, str(root / name))
         trainer.manager.save(checkpoint_number=0)
         dirs[name] = str(root / name)

@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from test_cli_train_eval import TINY
+import tiny
 
-from internet_tf.config import load_config
 from internet_tf.training.trainer import build_trainer
 
 # Original images of 256 px fed at 128 px: areas must be scaled back by 1 / 0.5².
@@ -25,8 +24,7 @@ def run_mechanism(*args):
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("mechanism")
-    cfg = load_config("configs/demo.yaml",
-                      TINY + DATA + [f"data.embedded.root={root / 'embedded'}"])
+    cfg = tiny.config(*DATA, f"data.embedded.root={root / 'embedded'}")
     model_dir = str(root / "run")
     trainer = build_trainer(cfg, model_dir)
     trainer.train()

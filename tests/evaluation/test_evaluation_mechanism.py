@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 from PIL import Image
 
-from internet_tf.config import load_config
 from internet_tf.evaluation.mechanism import (extract_features, feature_separation, size_masks,
                                               tsne_plot)
 from internet_tf.modeling.factory import build_model
@@ -102,17 +102,15 @@ def test_size_masks_follow_cocoeval_inclusive_ranges():
 
 
 # -- extract_features on a tiny untrained model -----------------------------------------
-SIZE = 128
-TINY = ["model.backbone=small_resnet", f"model.image_size={SIZE}", "model.fpn_channels=8",
-        "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16",
-        "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.rpn.pre_nms_topk_test=50",
-        "model.rpn.post_nms_topk_test=20"]
+SIZE = 128  # tests/tiny.yaml's model.image_size
 
 
 @pytest.fixture(scope="module")
 def tiny_model():
     tf.keras.utils.set_random_seed(3)
-    model = build_model(load_config(None, TINY).model, num_classes=3)
+    cfg = tiny.config()
+    assert cfg.model.image_size == SIZE
+    model = build_model(cfg.model, num_classes=3)
     model.build_all()
     return model
 

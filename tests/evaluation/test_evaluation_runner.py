@@ -5,25 +5,22 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from internet_tf.config import load_config
 from internet_tf.data.datasets import load_datasets
 from internet_tf.evaluation.coco_eval import METRIC_KEYS
 from internet_tf.evaluation.runner import evaluate_model
 from internet_tf.modeling.factory import build_model
 
-SIZE = 128
-TINY = ["model.backbone=small_resnet", f"model.image_size={SIZE}", "model.fpn_channels=8",
-        "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16",
-        "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.rpn.pre_nms_topk_test=50",
-        "model.rpn.post_nms_topk_test=20", "data.embedded.num_train=1", "data.embedded.num_val=6",
-        f"data.embedded.image_size={SIZE}", "eval.batch_size=4"]
+SIZE = 128  # tests/tiny.yaml's model.image_size and data.embedded.image_size
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    cfg = load_config(None, TINY + [f"data.embedded.root={tmp_path_factory.mktemp('embedded')}"])
+    cfg = tiny.config("data.embedded.num_train=1", "data.embedded.num_val=6",
+                      f"data.embedded.root={tmp_path_factory.mktemp('embedded')}")
+    assert cfg.model.image_size == cfg.data.embedded.image_size == SIZE
     bundle = load_datasets(cfg, train=False)
     return cfg, bundle
 

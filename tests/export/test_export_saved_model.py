@@ -9,25 +9,21 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 from PIL import Image
 
-from internet_tf.config import load_config
 from internet_tf.data.pipeline import resize_and_pad
 from internet_tf.export.saved_model import export
 from internet_tf.modeling.factory import build_model
 
-TINY = ["model.backbone=small_resnet", "model.image_size=128", "model.fpn_channels=8",
-        "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16",
-        "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.rpn.pre_nms_topk_test=50",
-        "model.rpn.post_nms_topk_test=20", "model.intertwiner.critic_hidden=8",
-        "model.intertwiner.ot.pool_size=4", "model.head.score_threshold=0.0"]
+EVERY_SCORE = "model.head.score_threshold=0.0"  # the untrained model's low scores too
 CATS = {1: 17, 2: 4, 3: 90}
 NAMES = ["background", "lamp", "cup", "book"]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    cfg = load_config(None, TINY)
+    cfg = tiny.config(EVERY_SCORE)
     keras.utils.set_random_seed(3)
     model = build_model(cfg.model, 3)
     model.build_all()
@@ -137,7 +133,7 @@ def test_predict_writes_json_and_png(exported, tmp_path):
 def test_export_of_internet_with_labelenc_has_none_of_labelenc(tmp_path):
     """LabelEnc (SPEC §4) is training-only: h, its FPN and adapt never reach the SavedModel,
     also when it is combined with the intertwiner."""
-    cfg = load_config(None, TINY + ["model.labelenc.enabled=true"])
+    cfg = tiny.config(EVERY_SCORE, "model.labelenc.enabled=true")
     model = build_model(cfg.model, 3)
     model.build_all()
     labelenc = model.labelenc

@@ -3,21 +3,13 @@ before the loss, detach vs. not (Table 2e), checkpointing the buffer, inference 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 
-from internet_tf.config import load_config
 from internet_tf.modeling.factory import build_model
 from internet_tf.methods.intertwiner.method import Intertwiner
 
-TINY = ["model.backbone=small_resnet", "model.image_size=128", "model.fpn_channels=8",
-        "model.small_resnet_widths=[8,8,8,8]", "model.head.fc_dim=16", "model.roi.num_samples=16",
-        "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.roi.level_base=56",
-        "model.rpn.pre_nms_topk_train=100", "model.rpn.post_nms_topk_train=50",
-        "model.rpn.pre_nms_topk_test=50", "model.rpn.post_nms_topk_test=20",
-        "model.intertwiner.critic_hidden=8", "model.intertwiner.ot.pool_size=4"]
-
-
 def tiny_model(*overrides, num_classes=3):
-    cfg = load_config(None, TINY + list(overrides))
+    cfg = tiny.config(*overrides)
     model = build_model(cfg.model, num_classes)
     model.build_all()
     return model

@@ -2,18 +2,18 @@
 what, the distillation schedule, nothing of it on the inference path."""
 import numpy as np
 import tensorflow as tf
+import tiny
 
-from internet_tf.config import load_config
 from internet_tf.methods.labelenc.method import LabelEnc, encoder_shape
 from internet_tf.modeling.factory import build_model
 
-from test_intertwiner_method import TINY, batch
+from test_intertwiner_method import batch
 
 OFF = ["model.intertwiner.enabled=false", "model.labelenc.enabled=true"]
 
 
 def tiny_labelenc(*overrides, num_classes=3):
-    cfg = load_config(None, TINY + OFF + list(overrides))
+    cfg = tiny.config(*OFF, *overrides)
     model = build_model(cfg.model, num_classes)
     model.build_all()
     return model

@@ -3,24 +3,23 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 
-from internet_tf.config import load_config
 from internet_tf.modeling.detector import Detector
 from internet_tf.ops.roi_align import assign_levels, multilevel_roi_align
 
-TINY = ["model.backbone=small_resnet", "model.image_size=128", "model.fpn_channels=32",
-        "model.head.fc_dim=64", "model.small_resnet_widths=[8,16,32,64]", "model.roi.num_samples=32",
-        "model.rpn.pre_nms_topk_train=200", "model.rpn.post_nms_topk_train=100",
-        "model.rpn.pre_nms_topk_test=100", "model.rpn.post_nms_topk_test=50"]
 K = 3
 B = 2
 S = 128
-R = 32
+R = 32  # RoIs per image; not tiny.yaml's 16, its fc width: the shape checks tell RoIs from features
+C, FC = 8, 16  # tests/tiny.yaml's FPN and fc widths
 
 
 @pytest.fixture(scope="module")
 def cfg():
-    return load_config(None, TINY).model
+    model = tiny.config(f"model.roi.num_samples={R}").model
+    assert (model.image_size, model.fpn_channels, model.head.fc_dim) == (S, C, FC)
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -54,21 +53,21 @@ def test_train_outputs_structure(model, cfg):
     pyr = out["pyramid"]
     assert sorted(pyr) == [2, 3, 4, 5, 6]
     for l in (2, 3, 4, 5, 6):
-        assert tuple(pyr[l].shape) == (B, S // 2 ** l, S // 2 ** l, 32), l
+        assert tuple(pyr[l].shape) == (B, S // 2 ** l, S // 2 ** l, C), l
     n_anchors = 3 * sum((S // 2 ** l) ** 2 for l in (2, 3, 4, 5, 6))
     assert tuple(out["rpn_logits"].shape) == (B, n_anchors)
     assert tuple(out["rpn_deltas"].shape) == (B, n_anchors, 4)
     assert tuple(out["rois"].shape) == (B, R, 4)
     assert tuple(out["roi_classes"].shape) == (B, R)
     assert tuple(out["roi_levels"].shape) == (B, R)
-    assert tuple(out["roi_features"].shape) == (B, R, 14, 14, 32)
-    assert tuple(out["head_features"].shape) == (B, R, 64)
+    assert tuple(out["roi_features"].shape) == (B, R, 14, 14, C)
+    assert tuple(out["head_features"].shape) == (B, R, FC)
     assert tuple(out["class_logits"].shape) == (B, R, K + 1)
     assert tuple(out["box_deltas"].shape) == (B, R, K, 4)
 
     levels = out["roi_levels"].numpy()
     assert levels.min() >= 2 and levels.max() <= 5
-    np.testing.assert_array_equal(levels, assign_levels(out["rois"]).numpy())  # Eq. 6 defaults
+    np.testing.assert_array_equal(levels, assign_levels(out["rois"], base=cfg.roi.level_base).numpy())  # Eq. 6
     classes = out["roi_classes"].numpy()
     assert set(np.unique(classes)) <= {-1, 0, 1, 2, 3}
     # Ground-truth boxes join the candidates, so each image has foreground of its own classes.
