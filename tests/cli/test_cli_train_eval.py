@@ -7,17 +7,18 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+import tiny
 from PIL import Image, ImageDraw
 
-TINY = [
-    "model.backbone=small_resnet", "model.image_size=128", "model.fpn_channels=16",
-    "model.small_resnet_widths=[8,16,32,64]", "model.head.fc_dim=32", "model.roi.num_samples=16",
-    "model.rpn.anchor_sizes=[8,16,32,64,128]", "model.rpn.pre_nms_topk_train=200",
-    "model.rpn.post_nms_topk_train=50", "model.rpn.pre_nms_topk_test=100",
-    "model.rpn.post_nms_topk_test=50", "train.batch_size=2", "train.steps=4",
-    "train.checkpoint_every=2", "eval.batch_size=2",
-]
+from internet_tf.evaluation.coco_eval import METRIC_KEYS
+
+# tests/tiny.yaml for 4 steps; every detection kept (score threshold 0), so that the checks
+# below see boxes on every image: 4 steps of a tiny model from scratch reach no AP (0.0
+# at 4, 10, 20 and 40 steps on this dataset) and score nothing above the default 0.05.
+RUN = ["train.steps=4", "train.checkpoint_every=2", "model.head.score_threshold=0.0"]
 CATEGORIES = [{"id": 17, "name": "lamp"}, {"id": 2, "name": "cup"}, {"id": 90, "name": "book"}]
+SIZES = [(180, 240), (320, 200), (150, 150), (97, 301), (260, 390), (200, 200)]  # (h, w)
 
 
 def make_foreign_dataset(root):
@@ -25,8 +26,7 @@ def make_foreign_dataset(root):
     os.makedirs(os.path.join(root, "imgs"), exist_ok=True)
     rng = np.random.default_rng(5)
     images, annotations = [], []
-    sizes = [(180, 240), (320, 200), (150, 150), (97, 301), (260, 390), (200, 200)]
-    for i, (h, w) in enumerate(sizes):
+    for i, (h, w) in enumerate(SIZES):
         name = f"photo_{i}.{'jpg' if i % 2 else 'png'}"
         img = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
         draw = ImageDraw.Draw(img)
@@ -59,30 +59,47 @@ def test_train_and_eval_on_foreign_coco_dataset(tmp_path):
     model_dir = str(tmp_path / "run")
     data = ["data.dataset=coco", f"data.train_annotations={ann}", f"data.train_images={imgs}",
             f"data.val_annotations={ann}", f"data.val_images={imgs}"]
-    args = ["--config", "configs/demo.yaml", "--model_dir", model_dir]
-    for o in TINY + data:
+    args = ["--config", tiny.PATH, "--model_dir", model_dir]
+    for o in RUN + data:
         args += ["--override", o]
     proc = run("train", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "missing image file" in proc.stderr  # the lost image is skipped and reported
     metrics = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
-    for key in ("AP", "AP50", "AP75", "APs", "APm", "APl"):
-        assert -1.0 <= metrics[key] <= 1.0
+    # COCO evaluated against this dataset's own ground truth, in original pixels: no small
+    # object outside the crowd box (-1: none to find), medium and large ones (>= 0), and
+    # every category under its own name.
+    assert set(metrics) == set(METRIC_KEYS) | {"per_class_AP"}
+    assert metrics["APs"] == metrics["ARs"] == -1.0
+    assert all(0.0 <= metrics[k] <= 1.0 for k in METRIC_KEYS if k not in ("APs", "ARs")), metrics
+    assert set(metrics["per_class_AP"]) == {"lamp", "cup", "book"}
+    assert all(0.0 <= ap <= 1.0 for ap in metrics["per_class_AP"].values()), metrics["per_class_AP"]
     dets = json.load(open(os.path.join(model_dir, "eval", "detections.json")))
-    valid_ids = {1000 + 7 * i for i in range(6)}
+    sizes = {1000 + 7 * i: size for i, size in enumerate(SIZES)}
+    # Every readable image (the one without annotations too) has detections; the lost one none.
+    assert {d["image_id"] for d in dets} == set(sizes)
     for d in dets:
-        assert d["category_id"] in {17, 2, 90} and d["image_id"] in valid_ids
+        assert d["category_id"] in {17, 2, 90}
         x, y, w, h = d["bbox"]
+        height, width = sizes[d["image_id"]]
+        # Boxes are in original pixels: inside their own image.
         assert x >= 0 and y >= 0 and w >= 0 and h >= 0
-    # Boxes are in original pixels: nothing may exceed the largest original image.
-    assert all(d["bbox"][0] + d["bbox"][2] <= 390.01 for d in dets)
+        assert x + w <= width + 0.01 and y + h <= height + 0.01, (d, width, height)
 
-    # internet-eval re-evaluates the latest checkpoint with the config saved in model_dir.
+    # internet-eval re-evaluates the latest checkpoint with the config saved in model_dir:
+    # the same detections and metrics as the evaluation at the end of training.
     os.remove(os.path.join(model_dir, "eval", "metrics.json"))
     proc = run("evaluate", "--model_dir", model_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert os.path.exists(os.path.join(model_dir, "eval", "metrics.json"))
     assert "ckpt-4" in proc.stdout
+    again = json.load(open(os.path.join(model_dir, "eval", "detections.json")))
+    assert len(again) == len(dets)
+    scores = [sorted((d["image_id"], d["category_id"], d["score"]) for d in found) for found in (dets, again)]
+    np.testing.assert_allclose([s[2] for s in scores[1]], [s[2] for s in scores[0]], rtol=1e-5)
+    assert [s[:2] for s in scores[1]] == [s[:2] for s in scores[0]]
+    reevaluated = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+    assert {k: reevaluated[k] for k in METRIC_KEYS} == pytest.approx({k: metrics[k] for k in METRIC_KEYS}, abs=1e-6)
+    assert reevaluated["per_class_AP"] == pytest.approx(metrics["per_class_AP"], abs=1e-6)
 
 
 def test_cli_reports_config_and_data_errors_without_traceback(tmp_path):
