@@ -312,11 +312,11 @@ def test_compare_is_the_compare_study(tmp_path):
 
 # -- end to end ------------------------------------------------------------------------------
 def test_study_cli_trains_then_reuses(tmp_path):
-    path = write_study(tmp_path, "seeds: [0]\nvariants:\n  baseline: {config: configs/demo_baseline.yaml}\n"
-                       "  InterNet: {config: configs/demo.yaml}\n")
+    # The tiny InterNet of tests/tiny.yaml, and the same without the intertwiner.
+    path = write_study(tmp_path, f"seeds: [0]\nvariants:\n  baseline: {{config: {tiny.CONFIG}, overrides: "
+                       f"[model.intertwiner.enabled=false]}}\n  InterNet: {{config: {tiny.CONFIG}}}\n")
     out = tmp_path / "out"
-    overrides = tiny.OVERRIDES + tiny.embedded_data(str(tmp_path / "data")) + [
-        "train.steps=2", "train.checkpoint_every=2", "train.warmup_steps=0", "train.lr_drop_steps=[]"]
+    overrides = tiny.OVERRIDES + tiny.embedded_data(str(tmp_path / "data")) + ["train.steps=2", "train.checkpoint_every=2"]
     cmd = [sys.executable, "benchmarks/study.py", "--study", path, "--out", str(out)]
     for o in overrides:
         cmd += ["--override", o]

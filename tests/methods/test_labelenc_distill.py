@@ -1,10 +1,6 @@
 """Tests for internet_tf.methods.labelenc.distill and .adapt (SPEC §4): the layer-normalised
-MSE against numpy, the detached teacher, replicas adding up, and the shared adaptation."""
-import os
-import pathlib
-import subprocess
-import sys
-
+MSE against numpy, the detached teacher and the shared adaptation (the replicas adding up:
+tests/training/test_training_distribute.py)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -75,45 +71,9 @@ def test_levels_must_match():
         distillation_loss({}, {})
 
 
-_DISTRIBUTED_SCRIPT = r'''
-import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from internet_tf.methods.labelenc.distill import distillation_loss
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-rng = np.random.default_rng(0)
-shapes = {2: (4, 6, 4, 3), 3: (4, 3, 2, 3)}
-student = {l: rng.normal(size=s).astype(np.float32) for l, s in shapes.items()}
-teacher = {l: rng.normal(size=s).astype(np.float32) for l, s in shapes.items()}
-
-def loss_and_grads(s, t):
-    s = {l: tf.convert_to_tensor(v) for l, v in s.items()}
-    with tf.GradientTape() as tape:
-        tape.watch(s)
-        loss = distillation_loss(s, t)
-    return loss, tape.gradient(loss, s)
-
-shard = lambda x: strategy.experimental_distribute_values_from_function(
-    lambda ctx: {l: v[2 * ctx.replica_id_in_sync_group:2 * ctx.replica_id_in_sync_group + 2]
-                 for l, v in x.items()})
-losses, grads = strategy.run(tf.function(loss_and_grads), args=(shard(student), shard(teacher)))
-single_loss, single_grads = loss_and_grads(student, teacher)
-local = [x.numpy() for x in strategy.experimental_local_results(losses)]
-np.testing.assert_allclose(sum(local), single_loss.numpy(), rtol=1e-5)
-for l in shapes:
-    parts = np.concatenate([g.numpy() for g in strategy.experimental_local_results(grads[l])])
-    np.testing.assert_allclose(parts, single_grads[l].numpy(), rtol=1e-4, atol=1e-7)
-print("DISTRIBUTED_OK")
-'''
-
-
-def test_mirrored_replicas_add_up_to_the_single_device_loss():
-    """2 logical CPUs (a fresh process): Σ over replica elements / global count, so the
-    replicas' losses and gradients add up to the whole batch's on one device."""
-    root = pathlib.Path(__file__).resolve().parents[2]  # `python -c` puts its cwd on sys.path
-    result = subprocess.run([sys.executable, "-c", _DISTRIBUTED_SCRIPT], cwd=root, text=True, timeout=600,
-                            capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert "DISTRIBUTED_OK" in result.stdout, result.stderr[-3000:]
+# The replicas adding up to the whole batch's loss and gradients (2 logical CPUs) is checked in
+# tests/training/test_training_distribute.py, in the one subprocess that serves every
+# two-replica check.
 
 
 def test_adaptation_is_shared_over_levels_and_keeps_shapes():

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from internet_tf.config import load_config
 from internet_tf.training.trainer import build_trainer
-from tiny_internet import OVERRIDES, embedded_data
+from tiny_internet import CONFIG, OVERRIDES, embedded_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 14
@@ -22,7 +22,7 @@ RUN = [f"train.steps={STEPS}", "train.checkpoint_every=1", f"train.keep_checkpoi
 
 
 def _command(model_dir, overrides):
-    return [sys.executable, "-m", "internet_tf.cli.train", "--config", "configs/demo.yaml",
+    return [sys.executable, "-m", "internet_tf.cli.train", "--config", CONFIG,
             "--model_dir", model_dir, *[f"--override={o}" for o in overrides]]
 
 
@@ -71,7 +71,7 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     # The rerun's Trainer restores exactly that state: step, class buffer, optimizer slots.
     keys = tf.train.load_checkpoint(latest).get_variable_to_shape_map()
     saved = _checkpoint_values(latest, keys)
-    cfg = load_config("configs/demo.yaml", overrides)
+    cfg = load_config(CONFIG, overrides)
     trainer = build_trainer(cfg, model_dir)
     assert trainer.restore() == killed_at
     buffer = {"model/intertwiner/buffer/sums/.ATTRIBUTES/VARIABLE_VALUE": trainer.model.intertwiner.buffer.sums,

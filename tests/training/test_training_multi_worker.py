@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from tiny_internet import OVERRIDES, embedded_data
+from tiny_internet import CONFIG, OVERRIDES, embedded_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = ["train.steps=3", "train.checkpoint_every=1", "train.summary_every=1"]
@@ -31,7 +31,7 @@ def test_two_workers_train_and_exit_cleanly(tmp_path):
         env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
                                         "task": {"type": "worker", "index": index}})}
-        cmd = [sys.executable, "-m", "internet_tf.cli.train", "--config", "configs/demo.yaml",
+        cmd = [sys.executable, "-m", "internet_tf.cli.train", "--config", CONFIG,
                "--model_dir", model_dir, "--strategy", "multi_worker",
                *[f"--override={o}" for o in overrides]]
         # Files, not pipes: a worker blocked on a full pipe would stall the other's collectives.

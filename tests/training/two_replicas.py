@@ -1,13 +1,23 @@
-"""Run by test_training_distribute.py in a fresh process (the CPU must be split into two
-logical devices before TensorFlow runs any op): one or two optimisation steps of a tiny
-InterNet on one device and on a 2-replica MirroredStrategy, from the same weights and the
-same global batch. Prints one JSON line with the largest relative differences.
+"""Run by test_training_distribute.py in one fresh process (the CPU must be split into two
+logical devices before TensorFlow runs any op), which serves every two-replica check of the
+suite; each is compared with one device and reports on its own. Prints one JSON line: per
+check, ``null`` when it passed or its traceback, and the train step's numbers.
 
-Sampling takes every candidate anchor and RoI (``num_samples`` above the candidates,
-fraction 1), so the per-replica random draws cannot differ from the single device's.
+- ``class_buffer``: all-reduced statistics ("all"/"decay") or all-gathered rows ("window")
+  give every replica the single-device class buffer (Sec. 3.2).
+- ``distillation``: LabelEnc's loss is Σ over the replica's elements / the global count, so
+  the replicas' losses and gradients add up to the whole batch's on one device (SPEC §4).
+- ``train_step``: one or two optimisation steps of a tiny InterNet (and whatever the
+  arguments add) on one device and on a 2-replica MirroredStrategy, from the same weights
+  and the same global batch: the largest relative differences. Sampling takes every
+  candidate anchor and RoI (``num_samples`` above the candidates, fraction 1), so the
+  per-replica random draws cannot differ from the single device's.
+
+Usage: ``two_replicas.py STEPS [override ...]``.
 """
 import json
 import sys
+import traceback
 
 import numpy as np
 
@@ -24,10 +34,12 @@ tf.config.experimental.enable_op_determinism()
 
 from internet_tf.config import load_config  # noqa: E402
 from internet_tf.data.synthetic import synthetic_batch  # noqa: E402
+from internet_tf.methods.intertwiner.class_buffer import ClassBuffer  # noqa: E402
+from internet_tf.methods.labelenc.distill import distillation_loss  # noqa: E402
 from internet_tf.training.optim import build_model_and_optimizer  # noqa: E402
 from internet_tf.training.step import build_train_step  # noqa: E402
 
-from tiny_internet import OVERRIDES as TINY, SIZE  # noqa: E402
+from tiny_internet import CONFIG, OVERRIDES as TINY, SIZE  # noqa: E402
 
 GLOBAL_BATCH, CLASSES, MAX_GT = 4, 3, 4
 OVERRIDES = TINY + [
@@ -40,15 +52,71 @@ OVERRIDES = TINY + [
 ]
 
 
-def main(steps: int, overrides):
-    cfg = load_config("configs/demo.yaml", OVERRIDES + overrides)
+def class_buffer(strategy):
+    f = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    lab = np.array([1, 2, 2, -1, 3, 1, 0, 2], np.int32)
+    for mode in ("all", "decay", "window"):
+        with strategy.scope():
+            buf = ClassBuffer(4, 3, mode=mode, window=16)
+        ref = ClassBuffer(4, 3, mode=mode, window=16)
+
+        @tf.function
+        def step(f, lab):
+            ctx = tf.distribute.get_replica_context()
+            if mode == "window":  # all-gather, then update
+                return buf.update(ctx.all_gather(f, axis=0), ctx.all_gather(lab, axis=0))
+            sums, counts = ctx.all_reduce("sum", list(buf.batch_statistics(f, lab)))
+            return buf.apply_statistics(sums, counts)
+
+        def shard(x):
+            return strategy.experimental_distribute_values_from_function(
+                lambda ctx: x[4 * ctx.replica_id_in_sync_group:4 * ctx.replica_id_in_sync_group + 4])
+
+        for _ in range(2):
+            out = strategy.run(step, args=(shard(f), shard(lab)))
+            expected, _ = ref.update(f, lab)
+        for reps in strategy.experimental_local_results(out[0]):
+            np.testing.assert_allclose(reps.numpy(), expected.numpy(), atol=1e-6, err_msg=mode)
+        for var, ref_var in zip(buf.weights, ref.weights):
+            for local in strategy.experimental_local_results(var.value):
+                np.testing.assert_allclose(local.numpy(), ref_var.numpy(), atol=1e-6, err_msg=mode)
+
+
+def distillation(strategy):
+    rng = np.random.default_rng(0)
+    shapes = {2: (4, 6, 4, 3), 3: (4, 3, 2, 3)}
+    student = {l: rng.normal(size=s).astype(np.float32) for l, s in shapes.items()}
+    teacher = {l: rng.normal(size=s).astype(np.float32) for l, s in shapes.items()}
+
+    def loss_and_grads(s, t):
+        s = {l: tf.convert_to_tensor(v) for l, v in s.items()}
+        with tf.GradientTape() as tape:
+            tape.watch(s)
+            loss = distillation_loss(s, t)
+        return loss, tape.gradient(loss, s)
+
+    def shard(x):
+        return strategy.experimental_distribute_values_from_function(
+            lambda ctx: {l: v[2 * ctx.replica_id_in_sync_group:2 * ctx.replica_id_in_sync_group + 2]
+                         for l, v in x.items()})
+
+    losses, grads = strategy.run(tf.function(loss_and_grads), args=(shard(student), shard(teacher)))
+    single_loss, single_grads = loss_and_grads(student, teacher)
+    local = [x.numpy() for x in strategy.experimental_local_results(losses)]
+    np.testing.assert_allclose(sum(local), single_loss.numpy(), rtol=1e-5)
+    for l in shapes:
+        parts = np.concatenate([g.numpy() for g in strategy.experimental_local_results(grads[l])])
+        np.testing.assert_allclose(parts, single_grads[l].numpy(), rtol=1e-4, atol=1e-7, err_msg=f"level {l}")
+
+
+def train_step(steps: int, overrides) -> dict:
+    cfg = load_config(CONFIG, OVERRIDES + overrides)
     keras.utils.set_random_seed(0)
     single, single_opt = build_model_and_optimizer(cfg, CLASSES, 1000)
     mirrored = make_strategy("mirrored")
     assert mirrored.num_replicas_in_sync == 2, mirrored.extended.worker_devices
     multi, multi_opt = build_model_and_optimizer(cfg, CLASSES, 1000, mirrored)
     multi.set_weights(single.get_weights())
-    start = [v.numpy() for v in single.weights]
 
     batch = synthetic_batch(GLOBAL_BATCH, SIZE, MAX_GT, CLASSES, boxes_per_image=3, seed=1)
     per_replica = split_batch(mirrored, batch)
@@ -77,9 +145,20 @@ def main(steps: int, overrides):
         rel = float(np.abs(a - b).max() / max(np.abs(a).max(), rms[kind], 1e-12))
         if rel > worst[kind][0]:
             worst[kind] = (rel, path)
-    print(json.dumps({"worst": worst, "logs": logs, "replicas": mirrored.num_replicas_in_sync,
-                      "buffer_coverage": int(single.intertwiner.buffer.coverage(0)), "rms": rms}))
+    return {"worst": worst, "logs": logs, "replicas": mirrored.num_replicas_in_sync,
+            "buffer_coverage": int(single.intertwiner.buffer.coverage(0)), "rms": rms}
+
+
+def _run(check, *args):
+    try:
+        return check(*args)
+    except Exception:  # noqa: BLE001 -- reported, so that the other checks still run
+        return {"error": traceback.format_exc()}
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2:])
+    # One strategy for both op-level checks: a second one over the same devices would start
+    # its collective keys afresh and collide with the first one's.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    print(json.dumps({"class_buffer": _run(class_buffer, strategy), "distillation": _run(distillation, strategy),
+                      "train_step": _run(train_step, int(sys.argv[1]), sys.argv[2:])}))
