@@ -19,6 +19,7 @@ STEPS = 14
 KEEP = 2
 RUN = [f"train.steps={STEPS}", "train.checkpoint_every=1", f"train.keep_checkpoints={KEEP}",
        "train.evaluate_at_end=false"]
+ITERATIONS = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def _command(model_dir, overrides):
@@ -58,10 +59,21 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     assert state is not None and state.all_model_checkpoint_paths
     assert len(state.all_model_checkpoint_paths) <= KEEP + 1
     assert state.all_model_checkpoint_paths[-1] == state.model_checkpoint_path
-    for path in state.all_model_checkpoint_paths[-KEEP:]:
+    kept = state.all_model_checkpoint_paths[-KEEP:]
+    shapes = tf.train.load_checkpoint(kept[-1]).get_variable_to_shape_map()
+    values = []
+    for path in kept:
+        # Complete: every variable of the latest, same shapes, finite, and the state of its
+        # own step (ckpt-N holds the step counter N), not a mix of two saves.
         reader = tf.train.load_checkpoint(path)
-        for key in reader.get_variable_to_shape_map():
-            assert reader.get_tensor(key) is not None
+        assert reader.get_variable_to_shape_map() == shapes, path
+        values.append({k: np.asarray(reader.get_tensor(k)) for k in shapes})
+        assert int(values[-1][ITERATIONS]) == int(path.rsplit("-", 1)[1]), path
+        for key, value in values[-1].items():
+            assert not np.issubdtype(value.dtype, np.floating) or np.all(np.isfinite(value)), (path, key)
+    # Consecutive kept checkpoints hold different weights: each saved its own step's training.
+    weights = [k for k in shapes if k.startswith("model/") and np.issubdtype(values[-1][k].dtype, np.floating)]
+    assert len(values) == KEEP and any(not np.array_equal(values[0][k], values[1][k]) for k in weights)
     latest = state.model_checkpoint_path
     killed_at = int(latest.rsplit("-", 1)[1])
     # ckpt-4's files appear before the index records it, so the kill can land in between:
@@ -94,5 +106,4 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     assert f"Training steps {killed_at + 1}..{STEPS}" in rerun.stdout
     final = tf.train.latest_checkpoint(ckpt_dir)
     assert final.endswith(f"ckpt-{STEPS}")
-    step = _checkpoint_values(final, ["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"])
-    assert int(step["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == STEPS
+    assert int(_checkpoint_values(final, [ITERATIONS])[ITERATIONS]) == STEPS
