@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 
 from internet_tf.methods.labelenc.step1 import Step1Error
 from internet_tf.training.trainer import build_trainer
@@ -27,21 +28,36 @@ def _assert_equal(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-def _train_step1(model_dir, data_root, *overrides):
-    from conftest import TINY
-    from internet_tf.config import load_config
-
-    cfg = load_config(None, TINY + [f"data.embedded.root={data_root}"] + LABELENC
-                      + ["train.steps=3", "train.checkpoint_every=3"] + list(overrides))
-    trainer = build_trainer(cfg, model_dir)
-    trainer.train()
-    assert trainer.step == 3 and np.all(np.isfinite(trainer.history))
-    return model_dir
+def _step1_trainer(model_dir, data_root, *overrides):
+    cfg = tiny.config(f"data.embedded.root={data_root}", *LABELENC, "train.steps=3", "train.checkpoint_every=3",
+                      *overrides)
+    return build_trainer(cfg, model_dir)
 
 
 @pytest.fixture(scope="module")
 def step1_dir(tmp_path_factory, tiny_data_root):
-    return _train_step1(str(tmp_path_factory.mktemp("labelenc") / "step1"), tiny_data_root)
+    """LabelEnc step 1 trained by the trainer's compiled loop."""
+    trainer = _step1_trainer(str(tmp_path_factory.mktemp("labelenc") / "step1"), tiny_data_root)
+    trainer.train()
+    assert trainer.step == 3 and np.all(np.isfinite(trainer.history))
+    return trainer.model_dir
+
+
+def _step1_eagerly(model_dir, data_root, *overrides):
+    """A step-1 folder as internet-train leaves it (config.yaml, labels.json, the checkpoint
+    of step 3), trained by the same train step run eagerly: what step 2 starts from is
+    tested here, the compiled loop by ``step1_dir``, without tracing another graph."""
+    from internet_tf.data.datasets import train_dataset
+    from internet_tf.training.step import build_train_step
+
+    trainer = _step1_trainer(model_dir, data_root, *overrides)
+    assert trainer.restore() == 0
+    step = build_train_step(trainer.model, trainer.optimizer, trainer.cfg.train.clip_norm, compiled=False)
+    for batch in train_dataset(trainer.data, trainer.cfg).take(3):
+        assert np.isfinite(float(step(batch)["loss/total"]))
+    assert trainer.step == 3
+    trainer.manager.save(checkpoint_number=trainer.step)
+    return model_dir
 
 
 def _restore_step1(step1_dir):
@@ -112,7 +128,7 @@ def test_step2_with_the_intertwiner_takes_its_head_path_and_optionally_the_backb
     make-up and critic (both on the head path) and, with ``step2_backbone: step1``, its
     backbone; the OT generator and the class buffer start fresh."""
     on = ["model.intertwiner.enabled=true"]
-    step1_dir = _train_step1(str(tmp_path / "step1"), tiny_data_root, *on)
+    step1_dir = _step1_eagerly(str(tmp_path / "step1"), tiny_data_root, *on)
     step1 = _restore_step1(step1_dir)
     trainer = build_trainer(tiny_config(*LABELENC, *on, "model.labelenc.step=2", f"model.labelenc.step1_dir={step1_dir}",
                                   "model.labelenc.step2_backbone=step1", "train.steps=1"), str(tmp_path / "step2"))

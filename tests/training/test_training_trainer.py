@@ -1,30 +1,46 @@
 """The training loop: loss falls, checkpoints resume exactly where they stopped, NaN stops."""
 import os
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 
 from internet_tf.training.trainer import NonFiniteLossError, build_trainer
 
+STEPS = 40
 
-def test_short_training_run_loss_falls(tiny_config, tmp_path):
-    cfg = tiny_config("train.steps=40", "train.checkpoint_every=100")
-    trainer = build_trainer(cfg, str(tmp_path / "run"))
+
+def _weights(model):
+    return [v.numpy().copy() for v in model.variables]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_data_root):
+    """One 40-step run, shared: the loss falls in it, and a rerun continues from its checkpoint."""
+    cfg = tiny.config(f"data.embedded.root={tiny_data_root}", f"train.steps={STEPS}", "train.checkpoint_every=100")
+    trainer = build_trainer(cfg, str(tmp_path_factory.mktemp("trainer") / "run"))
     trainer.train()
-    losses = np.array(trainer.history)
-    assert len(losses) == 40 and np.all(np.isfinite(losses))
+    return {"cfg": cfg, "model_dir": trainer.model_dir, "step": trainer.step, "history": list(trainer.history),
+            "weights": _weights(trainer.model), "slots": [v.numpy().copy() for v in trainer.optimizer.variables]}
+
+
+def test_short_training_run_loss_falls(trained_run):
+    cfg = trained_run["cfg"]
+    losses = np.array(trained_run["history"])
+    assert len(losses) == STEPS and np.all(np.isfinite(losses))
     # The total also holds terms that rise at first (head_box, once proposals reach the
     # objects) or fall slowly (the OT distance), so it gets a looser bound than the
     # classification terms below.
     first, last = losses[:5].mean(), losses[-5:].mean()
     assert last < 0.75 * first, (first, last)
-    assert trainer.step == 40
+    assert trained_run["step"] == STEPS
 
     # TensorBoard, read back with its own event reader: every loss term, lr, gradient
     # norm, images/s, and the class buffer's coverage and norm histogram.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    events = EventAccumulator(str(tmp_path / "run" / "train"), size_guidance={"tensors": 0})
+    events = EventAccumulator(os.path.join(trained_run["model_dir"], "train"), size_guidance={"tensors": 0})
     events.Reload()
     tags = set(events.Tags()["tensors"])
     terms = {"rpn_class", "rpn_box", "head_class", "head_box", "intertwiner", "alignment", "total"}
@@ -33,7 +49,7 @@ def test_short_training_run_loss_falls(tiny_config, tmp_path):
         "train/buffer/norms"}
     assert expected <= tags, expected - tags
     steps = [e.step for e in events.Tensors("train/loss/total")]
-    assert steps == list(range(cfg.train.summary_every, 41, cfg.train.summary_every))
+    assert steps == list(range(cfg.train.summary_every, STEPS + 1, cfg.train.summary_every))
     def series(tag):
         return np.array([float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)])
 
@@ -46,34 +62,27 @@ def test_short_training_run_loss_falls(tiny_config, tmp_path):
     assert np.all(histogram[:, :2] > 0)  # critic features are sigmoids: norms are positive
 
 
-def _weights(model):
-    return [v.numpy().copy() for v in model.variables]
-
-
-def test_rerun_resumes_from_last_checkpoint(tiny_config, tmp_path):
+def test_rerun_resumes_from_last_checkpoint(trained_run, tiny_config, tmp_path):
     model_dir = str(tmp_path / "run")
-    first = build_trainer(tiny_config("train.steps=6", "train.checkpoint_every=3"), model_dir)
-    first.train()
-    assert first.step == 6
-    saved = _weights(first.model)
-    saved_slots = [v.numpy().copy() for v in first.optimizer.variables]
-    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints")))[-1].startswith("ckpt-6")
+    shutil.copytree(trained_run["model_dir"], model_dir)  # the shared run stays as it is
+    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints")))[-1].startswith(f"ckpt-{STEPS}")
 
-    # Same command again, now asking for more steps: starts at 6 with identical state.
-    second = build_trainer(tiny_config("train.steps=9", "train.checkpoint_every=3"), model_dir)
-    assert second.restore() == 6
-    for a, b in zip(saved, _weights(second.model)):
+    # Same command again, now asking for more steps: starts at 40 with identical state.
+    more = STEPS + 3
+    second = build_trainer(tiny_config(f"train.steps={more}", "train.checkpoint_every=3"), model_dir)
+    assert second.restore() == STEPS
+    for a, b in zip(trained_run["weights"], _weights(second.model)):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(saved_slots, [v.numpy() for v in second.optimizer.variables]):
+    for a, b in zip(trained_run["slots"], [v.numpy() for v in second.optimizer.variables]):
         np.testing.assert_array_equal(a, b)
     second.train()
-    assert second.step == 9 and len(second.history) == 3
-    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-9")
+    assert second.step == more and len(second.history) == 3
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith(f"ckpt-{more}")
 
     # A rerun of a finished run trains nothing.
-    third = build_trainer(tiny_config("train.steps=9"), model_dir)
+    third = build_trainer(tiny_config(f"train.steps={more}"), model_dir)
     third.train()
-    assert third.step == 9 and third.history == []
+    assert third.step == more and third.history == []
 
 
 def test_resumed_data_stream_continues_in_order(tiny_config):
