@@ -12,10 +12,13 @@ from test_intertwiner_method import batch
 OFF = ["model.intertwiner.enabled=false", "model.labelenc.enabled=true"]
 
 
-def tiny_labelenc(*overrides, num_classes=3):
+def tiny_labelenc(*overrides, num_classes=3, build=True):
+    """The tiny LabelEnc detector; ``build=False`` leaves its variables unbuilt (no forward
+    pass), for what needs only the configured layers."""
     cfg = tiny.config(*OFF, *overrides)
     model = build_model(cfg.model, num_classes)
-    model.build_all()
+    if build:
+        model.build_all()
     return model
 
 
@@ -67,9 +70,9 @@ def test_step2_freezes_h_and_keeps_only_the_distillation():
 
 
 def test_distillation_schedule_follows_the_fractions_of_the_run():
-    step1 = _labelenc(tiny_labelenc("model.labelenc.distill_start=0.25"))
+    step1 = _labelenc(tiny_labelenc("model.labelenc.distill_start=0.25", build=False))
     step2 = _labelenc(tiny_labelenc("model.labelenc.step=2", "model.labelenc.step1_dir=/x",
-                                    "model.labelenc.distill_stop=0.8"))
+                                    "model.labelenc.distill_stop=0.8", build=False))
     assert float(step1.distill_factor(0)) == 1.0  # run length unknown: on
     step1.set_total_steps(100)
     step2.set_total_steps(100)

@@ -44,19 +44,10 @@ def step1_dir(tmp_path_factory, tiny_data_root):
 
 
 def _step1_eagerly(model_dir, data_root, *overrides):
-    """A step-1 folder as internet-train leaves it (config.yaml, labels.json, the checkpoint
-    of step 3), trained by the same train step run eagerly: what step 2 starts from is
-    tested here, the compiled loop by ``step1_dir``, without tracing another graph."""
-    from internet_tf.data.datasets import train_dataset
-    from internet_tf.training.step import build_train_step
-
-    trainer = _step1_trainer(model_dir, data_root, *overrides)
-    assert trainer.restore() == 0
-    step = build_train_step(trainer.model, trainer.optimizer, trainer.cfg.train.clip_norm, compiled=False)
-    for batch in train_dataset(trainer.data, trainer.cfg).take(3):
-        assert np.isfinite(float(step(batch)["loss/total"]))
-    assert trainer.step == 3
-    trainer.manager.save(checkpoint_number=trainer.step)
+    """A step-1 folder as internet-train leaves it, trained for 3 steps by the same train
+    step run eagerly: what step 2 starts from is tested here, the compiled loop by
+    ``step1_dir``, without tracing another graph."""
+    assert tiny.train_eagerly(_step1_trainer(model_dir, data_root, *overrides), 3) == 3
     return model_dir
 
 
