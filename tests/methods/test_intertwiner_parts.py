@@ -1,5 +1,6 @@
 """Feature intertwiner pieces: Eq. 7 splits, make-up/critic shapes (Tables 6, 7), Eq. 3
 distances and the per-level loss, the Table 2c merge."""
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -47,6 +48,27 @@ def test_make_up_and_critic_shapes_follow_tables_6_and_7():
     assert out.shape == (2, 5, 32)
     assert float(tf.reduce_min(out)) >= 0.5 and float(tf.reduce_max(out)) < 1.0  # sigmoid(ReLU)
     assert critic(tf.zeros([0, 14, 14, 8])).shape == (0, 32)  # no RoIs: empty, no crash
+
+
+def test_whole_window_conv_is_the_conv_as_a_matrix_product():
+    from internet_tf.methods.intertwiner.units import WindowConv2D
+
+    window = WindowConv2D(6, 7, padding="valid", use_bias=False)
+    x = tf.random.normal([3, 7, 7, 5])
+    y = window(x)
+    reference = tf.nn.conv2d(x, window.kernel, 1, "VALID")
+    assert window.kernel.shape == (7, 7, 5, 6) and y.shape == (3, 1, 1, 6)  # the conv's layout
+    np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
+    # Hand-checked: a one-hot input reads that kernel row.
+    one_hot = np.zeros([1, 7, 7, 5], np.float32)
+    one_hot[0, 2, 4, 1] = 2.0
+    np.testing.assert_allclose(window(one_hot).numpy()[0, 0, 0], 2.0 * window.kernel.numpy()[2, 4, 1], rtol=1e-6)
+    larger = tf.random.normal([2, 9, 9, 5])  # another window size: the ordinary conv
+    np.testing.assert_allclose(window(larger).numpy(), tf.nn.conv2d(larger, window.kernel, 1, "VALID").numpy(),
+                               rtol=1e-5, atol=1e-5)
+    critic = critic_lib.Critic(hidden=8, dim=4, extra_conv=True)
+    assert [type(u[0]) for u in (critic.reduce, critic.embed, critic.extra)] == [
+        keras.layers.Conv2D, WindowConv2D, WindowConv2D]
 
 
 def test_make_up_uses_each_levels_own_layer():
