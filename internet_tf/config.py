@@ -29,16 +29,29 @@ class EmbeddedConfig:
     image_size: int = 256
     num_classes: int = 4
     seed: int = 0
+    format: str = "coco"  # coco | voc: the generated copy is also written as VOC and read from there
+
+
+@dataclass
+class VocConfig:
+    """PASCAL VOC as distributed (SPEC §6): each root holds Annotations/, JPEGImages/ and
+    ImageSets/Main/<split>.txt; several roots (VOC2007 + VOC2012) are read as one set."""
+    roots: list = field(default_factory=list)
+    train_split: str = "trainval"
+    val_split: str = "test"
+    use_difficult: bool = False  # difficult objects: out of training, ignored in evaluation
+    classes: str = "voc"  # voc (the 20 classes in their usual order) | found (names in the XML, sorted)
 
 
 @dataclass
 class DataConfig:
-    dataset: str = "embedded"  # embedded | coco
+    dataset: str = "embedded"  # embedded | coco | voc
     train_annotations: Optional[str] = None
     train_images: Optional[str] = None
     val_annotations: Optional[str] = None
     val_images: Optional[str] = None
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    voc: VocConfig = field(default_factory=VocConfig)
     max_instances: int = 100
     flip: bool = True
     shuffle_buffer: int = 1000
@@ -157,7 +170,10 @@ class LabelEncConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet50"  # resnet50 | resnet101 | small_resnet
+    backbone: str = "resnet50"  # resnet50 | resnet101 | small_resnet | vgg16
+    # false: no top-down pathway; each level is its backbone stage projected to fpn_channels
+    # (ResNet without FPN, and VGG-16's SSD-style levels, SPEC §6)
+    fpn: bool = True
     backbone_weights: str = "none"  # imagenet | none | /local/path.h5
     frozen_bn: bool = False
     freeze_at: int = 0  # freeze the stem (1) and stages up to C{freeze_at}
@@ -216,9 +232,11 @@ class Config:
 # The allowed values of each string option, listed once: the layers that take one of these
 # options check it with ``check_choice`` against this table too.
 CHOICES = {
-    "data.dataset": ("embedded", "coco"),
+    "data.dataset": ("embedded", "coco", "voc"),
+    "data.embedded.format": ("coco", "voc"),
+    "data.voc.classes": ("voc", "found"),
     "data.verify_images": ("header", "full", "none"),
-    "model.backbone": ("resnet50", "resnet101", "small_resnet"),
+    "model.backbone": ("resnet50", "resnet101", "small_resnet", "vgg16"),
     "model.roi.level_rounding": ("floor", "round"),
     "model.intertwiner.split": ("level", "roi_size"),
     "model.intertwiner.merge": ("linear", "separate", "naive_add"),
@@ -346,6 +364,10 @@ def validate(cfg: Config) -> Config:
         for key in ("train_annotations", "train_images", "val_annotations", "val_images"):
             if not getattr(d, key):
                 raise ConfigError(f"config key 'data.{key}' is required when data.dataset is 'coco'")
+    if d.dataset == "voc":
+        if not d.voc.roots or not all(isinstance(r, str) and r for r in d.voc.roots):
+            raise ConfigError("config key 'data.voc.roots' needs one or more VOC root folders "
+                              "(each with Annotations/, JPEGImages/, ImageSets/Main/) when data.dataset is 'voc'")
     if m.image_size % 64 != 0 or m.image_size <= 0:
         raise ConfigError(f"config key 'model.image_size' must be a positive multiple of 64, got {m.image_size}")
     if len(m.rpn.anchor_sizes) != 5:

@@ -38,7 +38,7 @@ def test_type_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"'train\.batch_size' must be an integer"):
         load_config(None, ["train.batch_size=eight"])
     with pytest.raises(ConfigError, match=r"'model\.backbone' must be one of"):
-        load_config(None, ["model.backbone=vgg16"])
+        load_config(None, ["model.backbone=vgg19"])
     with pytest.raises(ConfigError, match=r"'data\.flip' must be true or false"):
         load_config(None, ["data.flip=3"])
     with pytest.raises(ConfigError, match="must be a mapping"):
