@@ -1,6 +1,10 @@
-"""``internet-eval --config FILE --model_dir DIR``: COCOeval of the latest checkpoint (SPEC §5).
+"""``internet-eval --config FILE --model_dir DIR``: evaluation of the latest checkpoint
+(SPEC §5 "Evaluation", §6).
 
-Writes ``DIR/eval/metrics.json`` and ``DIR/eval/detections.json``.
+The metrics follow the dataset's kind with no flag (``evaluation/runner.py``): COCOeval for a
+COCO-format dataset, the VOC metrics (mAP, mAP_07, per-class AP) for one read as PASCAL VOC
+(``data.dataset: voc`` or ``data.embedded.format: voc``). Writes ``DIR/eval/metrics.json`` and
+``DIR/eval/detections.json``, for VOC also ``DIR/eval/voc_results/comp4_det_test_<class>.txt``.
 """
 from __future__ import annotations
 
@@ -19,8 +23,7 @@ def evaluate_checkpoint(cfg, model_dir: str) -> dict:
     import tensorflow as tf
 
     from internet_tf.data.datasets import load_datasets
-    from internet_tf.evaluation.coco_eval import format_metrics
-    from internet_tf.evaluation.runner import evaluate_model
+    from internet_tf.evaluation.runner import evaluate_model, metrics_text
     from internet_tf.modeling.factory import restore_model
 
     latest = latest_checkpoint(model_dir)
@@ -30,8 +33,9 @@ def evaluate_checkpoint(cfg, model_dir: str) -> dict:
     out = os.path.join(model_dir, "eval")
     metrics = evaluate_model(model, bundle, cfg, out, step=step,
                              summary_writer=tf.summary.create_file_writer(out))
-    print(f"COCO metrics of {latest} (written to {out}):")
-    print(format_metrics(metrics))
+    name, table = metrics_text(metrics)
+    print(f"{name} metrics of {latest} (written to {out}):")
+    print(table)
     return metrics
 
 

@@ -1,11 +1,18 @@
-"""Runs a detector over the validation split and scores it with COCOeval (SPEC §5).
+"""Runs a detector over the validation split and scores it (SPEC §5 "Evaluation", §6).
+
+The metrics follow the dataset's kind (``DatasetBundle.kind``): a COCO-format dataset is
+scored with COCOeval (``evaluation/coco_eval.py``), one read as PASCAL VOC with the VOC
+metrics (``evaluation/voc_eval.py``: mAP all-point and 11-point, per-class AP and the
+devkit's result files under ``voc_results/``). No flag is needed: ``internet-train``'s final
+evaluation and ``internet-eval`` both land here.
 
 Writes ``<out_dir>/metrics.json`` and ``<out_dir>/detections.json`` (COCO results format,
 original image pixels, the dataset's own category ids). Given a summary writer, it also
-writes the scalars ``eval/<metric>`` (``eval/AP``, ``eval/AP50``, ...) and one image summary
-``eval/detections``: the first ``num_images`` validation images with ground truth in green
-and detections scoring >= 0.5 in red (``evaluation/visualize.py``), from the detections
-already computed for COCOeval (no extra inference).
+writes every float metric as the scalar ``eval/<metric>`` (``eval/AP``, ``eval/AP50``, ... for
+COCO; ``eval/mAP``, ``eval/mAP_07``, ``eval/AP50``, ``eval/AP/<class>``, ... for VOC) and one
+image summary ``eval/detections``: the first ``num_images`` validation images with ground
+truth in green and detections scoring >= 0.5 in red (``evaluation/visualize.py``), from the
+detections already computed for the metrics (no extra inference).
 """
 from __future__ import annotations
 
@@ -17,11 +24,37 @@ from absl import logging
 
 from internet_tf.config import Config
 from internet_tf.data.datasets import DatasetBundle, eval_dataset
-from internet_tf.evaluation.coco_eval import CocoEvaluator
+from internet_tf.evaluation import coco_eval, voc_eval
 from internet_tf.evaluation.visualize import detection_images
 
+# dataset kind -> (evaluator class, metrics formatter, name in messages)
+EVALUATORS = {
+    "coco": (coco_eval.CocoEvaluator, coco_eval.format_metrics, "COCO"),
+    "voc": (voc_eval.VocEvaluator, voc_eval.format_metrics, "VOC"),
+}
 _SHOWN_BATCH_KEYS = ("images", "gt_boxes", "gt_classes", "image_info")
 _SHOWN_DET_KEYS = ("detection_boxes", "detection_scores", "num_detections")
+
+
+def dataset_kind(bundle: DatasetBundle) -> str:
+    """``"voc"`` or ``"coco"``: the bundle's ``kind`` (a bundle without one is COCO)."""
+    kind = getattr(bundle, "kind", "coco")
+    if kind not in EVALUATORS:
+        raise ValueError(f"dataset kind {kind!r} has no evaluator; expected one of {sorted(EVALUATORS)}")
+    return kind
+
+
+def make_evaluator(bundle: DatasetBundle, kind: str | None = None):
+    """The evaluator of the bundle's validation set for ``kind`` (default: the bundle's)."""
+    cls = EVALUATORS[kind or dataset_kind(bundle)][0]
+    return cls(bundle.val.coco, bundle.label_to_cat_id, bundle.class_names[1:])
+
+
+def metrics_text(metrics: dict) -> tuple[str, str]:
+    """``(name, table)`` for printing: ``("VOC", ...)`` for VOC metrics (they hold ``mAP``),
+    else ``("COCO", ...)``."""
+    _, formatter, name = EVALUATORS["voc" if "mAP" in metrics else "coco"]
+    return name, formatter(metrics)
 
 
 def _take_first(parts: list, source: dict, keys, count: int):
@@ -33,43 +66,54 @@ def _joined(parts: list) -> dict:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def evaluate_model(model, bundle: DatasetBundle, cfg: Config, out_dir: str, *, summary_writer=None,
-                   step: int | None = None, num_images: int = 4) -> dict:
-    """Returns the metrics dict; writes metrics.json / detections.json under ``out_dir``.
-
-    With ``summary_writer``, also writes the ``eval/*`` scalars and the ``eval/detections``
-    image summary of the first ``num_images`` images (0 writes no image summary).
-    """
-    evaluator = CocoEvaluator(bundle.val.coco, bundle.label_to_cat_id, bundle.class_names[1:])
+def run_detector(model, bundle: DatasetBundle, cfg: Config, evaluators, *, num_images: int = 0):
+    """Runs ``model.inference`` over the validation split (``cfg.eval.max_images`` at most)
+    and feeds every batch to each of ``evaluators``. Returns ``(images seen, pictures)``:
+    the inputs and detections of the first ``num_images`` images, or None."""
     size = model.image_size
     # A None batch dimension: the last, smaller batch reuses the same trace.
     infer = tf.function(model.inference, input_signature=[
         tf.TensorSpec([None, size, size, 3], tf.float32), tf.TensorSpec([None, 4], tf.float32)])
-    to_show = num_images if summary_writer is not None else 0
     shown_batches, shown_dets = [], []
     seen = 0
     for batch in eval_dataset(bundle, cfg):
         dets = infer(batch["images"], batch["image_info"])
-        evaluator.update(dets["detection_boxes"], dets["detection_scores"], dets["detection_classes"],
-                         dets["num_detections"], batch["image_info"])
-        wanted = to_show - seen
+        for evaluator in evaluators:
+            evaluator.update(dets["detection_boxes"], dets["detection_scores"], dets["detection_classes"],
+                             dets["num_detections"], batch["image_info"])
+        wanted = num_images - seen
         if wanted > 0:
             _take_first(shown_batches, batch, _SHOWN_BATCH_KEYS, wanted)
             _take_first(shown_dets, dets, _SHOWN_DET_KEYS, wanted)
         seen += int(batch["images"].shape[0])
         if cfg.eval.max_images and seen >= cfg.eval.max_images:
             break
+    pictures = (_joined(shown_batches), _joined(shown_dets)) if shown_batches else None
+    return seen, pictures
+
+
+def evaluate_model(model, bundle: DatasetBundle, cfg: Config, out_dir: str, *, summary_writer=None,
+                   step: int | None = None, num_images: int = 4) -> dict:
+    """Returns the metrics dict (COCO or VOC, by the bundle's kind); writes metrics.json /
+    detections.json (and for VOC the devkit files) under ``out_dir``.
+
+    With ``summary_writer``, also writes the ``eval/*`` scalars and the ``eval/detections``
+    image summary of the first ``num_images`` images (0 writes no image summary).
+    """
+    kind = dataset_kind(bundle)
+    evaluator = make_evaluator(bundle, kind)
+    to_show = num_images if summary_writer is not None else 0
+    seen, pictures = run_detector(model, bundle, cfg, [evaluator], num_images=to_show)
     metrics = evaluator.evaluate()
     os.makedirs(out_dir, exist_ok=True)
     evaluator.write(out_dir)
-    logging.info("COCOeval on %d images:\n%s", seen, evaluator.summary_text)
+    logging.info("%s evaluation on %d images:\n%s", EVALUATORS[kind][2], seen, evaluator.summary_text)
     if summary_writer is not None:
         with summary_writer.as_default(step=step or 0):
             for key, value in metrics.items():
                 if isinstance(value, float):
                     tf.summary.scalar("eval/" + key, value)
-            if shown_batches:
-                pictures = detection_images(_joined(shown_batches), _joined(shown_dets))
-                tf.summary.image("eval/detections", pictures, max_outputs=num_images)
+            if pictures is not None:
+                tf.summary.image("eval/detections", detection_images(*pictures), max_outputs=num_images)
         summary_writer.flush()
     return metrics

@@ -1,5 +1,7 @@
 """evaluate_model end to end on the embedded data: metrics files, the eval/* scalars and the
-eval/detections image summary read back from the event file."""
+eval/detections image summary read back from the event file; a bundle read as VOC gets the
+VOC metrics and the devkit files."""
+import copy
 import os
 
 import numpy as np
@@ -10,7 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from internet_tf.data.datasets import load_datasets
 from internet_tf.evaluation.coco_eval import METRIC_KEYS
-from internet_tf.evaluation.runner import evaluate_model
+from internet_tf.evaluation.runner import dataset_kind, evaluate_model, metrics_text
+from internet_tf.evaluation.voc_eval import RESULTS_DIR
 from internet_tf.modeling.factory import build_model
 
 SIZE = 128  # tests/tiny.yaml's model.image_size and data.embedded.image_size
@@ -106,3 +109,40 @@ def test_no_image_summary_when_num_images_is_zero(setup, tmp_path):
     _, acc = _evaluate(FixedDetector(), cfg, bundle, tmp_path / "eval", num_images=0)
     assert "eval/detections" not in acc.Tags()["tensors"]
     assert "eval/AP" in acc.Tags()["tensors"]
+
+
+def _as_voc(bundle):
+    """The bundle read as VOC (its ``kind``), the rest unchanged."""
+    voc = copy.copy(bundle)
+    voc.kind = "voc"
+    return voc
+
+
+def test_voc_bundle_gets_voc_metrics_scalars_and_devkit_files(setup, tmp_path):
+    cfg, bundle = setup
+    assert dataset_kind(bundle) == "coco"
+    metrics, acc = _evaluate(FixedDetector(), cfg, _as_voc(bundle), tmp_path / "eval", num_images=1)
+    names = bundle.class_names[1:]
+    assert list(metrics)[:3] == ["mAP", "mAP_07", "AP50"]
+    assert {f"AP/{n}" for n in names} | {f"AP07/{n}" for n in names} <= set(metrics)
+    assert all(-1.0 <= v <= 1.0 for v in metrics.values())
+    tags = set(acc.Tags()["tensors"])
+    assert {"eval/mAP", "eval/mAP_07", "eval/AP50", f"eval/AP/{names[0]}", "eval/detections"} <= tags
+    assert "eval/AP" not in tags                      # no COCO metric on the VOC route
+    (m,) = acc.Tensors("eval/mAP")
+    assert float(tf.make_ndarray(m.tensor_proto)) == pytest.approx(metrics["mAP"])
+    out = tmp_path / "eval"
+    assert {"detections.json", "metrics.json", RESULTS_DIR} <= set(os.listdir(out))
+    files = sorted(os.listdir(out / RESULTS_DIR))
+    assert files == sorted(f"comp4_det_test_{n}.txt" for n in names)
+    # FixedDetector gives every image two label-1 boxes: they all land in class 1's file.
+    lines = (out / RESULTS_DIR / f"comp4_det_test_{names[0]}.txt").read_text().splitlines()
+    assert len(lines) == 2 * len(bundle.val.records)
+    assert metrics_text(metrics)[0] == "VOC" and metrics_text({"AP": 0.5})[0] == "COCO"
+
+
+def test_unknown_dataset_kind_is_a_clear_error(setup):
+    bundle = copy.copy(setup[1])
+    bundle.kind = "kitti"
+    with pytest.raises(ValueError, match="'kitti' has no evaluator"):
+        dataset_kind(bundle)
