@@ -21,6 +21,7 @@ setup(
             "internet-predict=internet_tf.cli.predict:run",
             "internet-mechanism=internet_tf.cli.mechanism:run",
             "internet-feature-norms=internet_tf.cli.feature_norms:run",
+            "internet-convert=internet_tf.cli.convert:run",
         ]
     },
 )

@@ -12,11 +12,14 @@ Skip reasons, counted in :attr:`CocoIndex.skips`:
 
 image level
   ``missing_image_file``, ``corrupt_image``, ``unsupported_format`` (PIL can read it but
-  ``tf.io.decode_image`` cannot, e.g. TIFF), ``size_mismatch`` (real size differs from
-  the JSON ``width``/``height``), ``image_without_annotations`` (training only).
+  ``tf.io.decode_image`` cannot, e.g. TIFF), ``size_mismatch`` (the displayed size, i.e.
+  the stored size turned by the EXIF orientation, ``data/orientation.py``, differs from the
+  JSON ``width``/``height``), ``image_without_annotations`` (training only); the VOC reader
+  (``data/voc.py``) adds ``missing_annotation_file``, ``malformed_xml``, ``duplicate_image``.
 annotation level
   ``annotation_without_image``, ``crowd_annotation`` (ignored, not an error),
-  ``unknown_category``, ``malformed_bbox``, ``zero_area_box``, ``box_outside_image``;
+  ``unknown_category``, ``malformed_bbox``, ``zero_area_box``, ``box_outside_image``,
+  ``difficult_object`` (VOC ``difficult`` boxes left out of a training index);
   ``truncated_instances`` is set by ``data/pipeline.py``.
 """
 from __future__ import annotations
@@ -36,6 +39,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from internet_tf.config import CHOICES
+from internet_tf.data.orientation import displayed_size, read_orientation
 
 # Image ids travel inside the float32 image_info (pipeline.py), which holds every integer in
 # [0, 2**24] exactly: the data pipeline and the evaluation both accept exactly that range.
@@ -47,7 +51,8 @@ VERIFY_MODES = CHOICES["data.verify_images"]
 _REQUIRED_KEYS = ("images", "annotations", "categories")
 _IMAGE_KEYS = ("id", "file_name", "width", "height")
 _IMAGE_REASONS = ("missing_image_file", "corrupt_image", "unsupported_format",
-                  "size_mismatch", "image_without_annotations")
+                  "size_mismatch", "image_without_annotations", "missing_annotation_file",
+                  "malformed_xml", "duplicate_image")
 
 
 class DatasetError(ValueError):
@@ -58,8 +63,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _read_json(annotation_file: str) -> dict:
+def read_json(annotation_file: str) -> dict:
     """Reads and structurally validates a COCO annotation file (no image access)."""
+    return check_dataset(_parse_json(annotation_file), f"Annotation file {annotation_file!r}")
+
+
+def _parse_json(annotation_file: str):
     try:
         with open(annotation_file, "rb") as f:
             raw = f.read()
@@ -73,26 +82,30 @@ def _read_json(annotation_file: str) -> dict:
             f"{e.lineno} column {e.colno} (char {e.pos})") from e
     except UnicodeDecodeError as e:
         raise DatasetError(f"Annotation file {annotation_file!r} is not UTF-8 text: {e}") from e
-    if not isinstance(data, dict):
-        raise DatasetError(f"Annotation file {annotation_file!r}: top level must be a JSON "
-                           f"object, got {type(data).__name__}")
-    for key in _REQUIRED_KEYS:
-        if key not in data:
-            raise DatasetError(f"Annotation file {annotation_file!r} has no {key!r} key "
-                               f"(a COCO file needs {', '.join(_REQUIRED_KEYS)})")
-        if not isinstance(data[key], list):
-            raise DatasetError(f"Annotation file {annotation_file!r}: {key!r} must be a "
-                               f"list, got {type(data[key]).__name__}")
-    _check_images(data["images"], annotation_file)
-    _check_categories(data["categories"], annotation_file)
-    _check_annotations(data["annotations"], annotation_file)
     return data
 
 
-def _check_images(images: list, annotation_file: str) -> None:
+def check_dataset(data: Any, origin: str) -> dict:
+    """Structurally validates a COCO-format dict (from a file or built in memory); fills the
+    optional annotation fields. ``origin`` starts every error message (names the source)."""
+    if not isinstance(data, dict):
+        raise DatasetError(f"{origin}: top level must be a JSON object, got {type(data).__name__}")
+    for key in _REQUIRED_KEYS:
+        if key not in data:
+            raise DatasetError(f"{origin} has no {key!r} key "
+                               f"(a COCO file needs {', '.join(_REQUIRED_KEYS)})")
+        if not isinstance(data[key], list):
+            raise DatasetError(f"{origin}: {key!r} must be a list, got {type(data[key]).__name__}")
+    _check_images(data["images"], origin)
+    _check_categories(data["categories"], origin)
+    _check_annotations(data["annotations"], origin)
+    return data
+
+
+def _check_images(images: list, origin: str) -> None:
     seen = set()
     for i, img in enumerate(images):
-        where = f"Annotation file {annotation_file!r}: images[{i}]"
+        where = f"{origin}: images[{i}]"
         if not isinstance(img, dict):
             raise DatasetError(f"{where} is not an object")
         where += f" (id={img.get('id')!r})"
@@ -112,12 +125,12 @@ def _check_images(images: list, annotation_file: str) -> None:
         seen.add(img["id"])
 
 
-def _check_categories(categories: list, annotation_file: str) -> None:
+def _check_categories(categories: list, origin: str) -> None:
     if not categories:
-        raise DatasetError(f"Annotation file {annotation_file!r} has an empty 'categories' list")
+        raise DatasetError(f"{origin} has an empty 'categories' list")
     seen = set()
     for i, cat in enumerate(categories):
-        where = f"Annotation file {annotation_file!r}: categories[{i}]"
+        where = f"{origin}: categories[{i}]"
         if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
             raise DatasetError(f"{where} must be an object with 'id' and 'name'")
         if not isinstance(cat["id"], int) or isinstance(cat["id"], bool):
@@ -127,20 +140,19 @@ def _check_categories(categories: list, annotation_file: str) -> None:
         seen.add(cat["id"])
 
 
-def _check_annotations(annotations: list, annotation_file: str) -> None:
+def _check_annotations(annotations: list, origin: str) -> None:
     """Requires the fields pycocotools indexes by; fills COCOeval's optional ones."""
     used_ids = {a["id"] for a in annotations if isinstance(a, dict) and "id" in a}
     next_id = max([i for i in used_ids if _is_number(i)], default=0) + 1
     for i, ann in enumerate(annotations):
         if not isinstance(ann, dict):
-            raise DatasetError(f"Annotation file {annotation_file!r}: annotations[{i}] "
-                               f"is not an object")
+            raise DatasetError(f"{origin}: annotations[{i}] is not an object")
         for k in ("image_id", "category_id"):
             if k not in ann:
-                raise DatasetError(f"Annotation file {annotation_file!r}: annotations[{i}] "
+                raise DatasetError(f"{origin}: annotations[{i}] "
                                    f"(id={ann.get('id')!r}) lacks required field {k!r}")
             if not isinstance(ann[k], (int, str)) or isinstance(ann[k], bool):
-                raise DatasetError(f"Annotation file {annotation_file!r}: annotations[{i}] "
+                raise DatasetError(f"{origin}: annotations[{i}] "
                                    f"(id={ann.get('id')!r}): {k!r} must be an integer, "
                                    f"got {ann[k]!r}")
         if "id" not in ann:  # pycocotools indexes annotations by id.
@@ -148,11 +160,11 @@ def _check_annotations(annotations: list, annotation_file: str) -> None:
             next_id += 1
         ann.setdefault("iscrowd", 0)
         if "area" not in ann:  # COCOeval reads 'area' for its size ranges.
-            box = _parse_bbox(ann.get("bbox"))
+            box = parse_bbox(ann.get("bbox"))
             ann["area"] = float(box[2] * box[3]) if box is not None else 0.0
 
 
-def _parse_bbox(bbox: Any) -> tuple[float, float, float, float] | None:
+def parse_bbox(bbox: Any) -> tuple[float, float, float, float] | None:
     """Returns (x, y, w, h) as floats, or None when not 4 finite numbers."""
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
         return None
@@ -176,28 +188,31 @@ def load_coco(annotation_file: str) -> COCO:
       DatasetError: missing/unreadable file, malformed JSON (with the error position),
         a missing top-level key, or a malformed image / category / annotation record.
     """
-    return _make_coco(_read_json(annotation_file))
+    return _make_coco(read_json(annotation_file))
 
 
-def _probe_image(path: str, verify: str) -> tuple[str | None, tuple[int, int] | None]:
-    """Returns (skip_reason or None, (width, height) or None) for one image file."""
+def _probe_image(path: str, verify: str) -> tuple[str | None, tuple[int, int] | None, int]:
+    """Returns (skip_reason or None, displayed (width, height) or None, EXIF orientation)
+    for one image file (``verify="none"`` reads nothing: orientation 1, size unknown)."""
     if not os.path.isfile(path):
-        return "missing_image_file", None
+        return "missing_image_file", None, 1
     if verify == "none":
-        return None, None
+        return None, None, 1
     try:
         with Image.open(path) as im:
             size, fmt = im.size, im.format
+            orientation = read_orientation(im)
             if verify == "full":
                 im.verify()
         if verify == "full":  # verify() is shallow for JPEG: also decode the pixels.
             with Image.open(path) as im:
                 im.load()
     except Exception:  # PIL raises many types (OSError, SyntaxError, ValueError, ...).
-        return "corrupt_image", None
+        return "corrupt_image", None, 1
+    size = displayed_size(size, orientation)
     if fmt not in TF_DECODABLE_FORMATS:
-        return "unsupported_format", size
-    return None, size
+        return "unsupported_format", size, orientation
+    return None, size, orientation
 
 
 class CocoIndex:
@@ -211,24 +226,28 @@ class CocoIndex:
       label_to_cat_id / cat_id_to_label: label ``1..K`` <-> dataset category id.
       class_names: ``['background', name_1, ..., name_K]``.
       num_classes: K.
-      records: one dict per kept image: ``image_id``, ``path``, ``height``, ``width``,
-        ``boxes`` float32 [n, 4] yxyx in original pixels (clipped to the image),
-        ``classes`` int32 [n] labels 1..K.
+      records: one dict per kept image: ``image_id``, ``path``, ``height``, ``width``
+        (as displayed), ``orientation`` (EXIF 1..8, applied by the pipeline; 1 when
+        ``verify_images`` is ``"none"``), ``boxes`` float32 [n, 4] yxyx in original
+        (displayed) pixels, clipped to the image, ``classes`` int32 [n] labels 1..K.
       skips: ``collections.Counter`` of skip reasons (see the module docstring).
       num_clipped: boxes that were partly outside their image and clipped to it.
     """
 
     def __init__(self, data: dict, image_dir: str, *, training: bool,
                  verify_images: str = "header", source: str = "<memory>",
+                 drop_difficult: bool = False, prior_skips: dict | None = None,
                  num_threads: int = 16):
         if verify_images not in VERIFY_MODES:
             raise ValueError(f"verify_images must be one of {VERIFY_MODES}, got {verify_images!r}")
         self.source = source
         self.image_dir = image_dir
         self.training = training
-        self.skips: collections.Counter = collections.Counter()
+        self.drop_difficult = drop_difficult
+        self.skips: collections.Counter = collections.Counter(prior_skips or {})
         self.num_clipped = 0
-        self.num_images_in_file = len(data["images"])
+        self.num_images_in_file = len(data["images"]) + sum(  # images an earlier stage skipped
+            n for reason, n in self.skips.items() if reason in _IMAGE_REASONS)
 
         cats = sorted(data["categories"], key=lambda c: c["id"])
         self.cat_ids = [c["id"] for c in cats]
@@ -252,7 +271,7 @@ class CocoIndex:
 
         self.records: list[dict] = []
         kept_images, kept_anns = [], []
-        for img, path, (reason, size) in zip(images, paths, probes):
+        for img, path, (reason, size, orientation) in zip(images, paths, probes):
             if reason is None and size is not None and size != (img["width"], img["height"]):
                 reason = "size_mismatch"
             if reason is not None:
@@ -260,6 +279,7 @@ class CocoIndex:
                 continue
             anns = anns_by_image.get(img["id"], [])
             record, eval_anns = self._convert(img, path, anns)
+            record["orientation"] = orientation
             if len(record["classes"]) == 0 and training:
                 self.skips["image_without_annotations"] += 1
                 continue
@@ -282,7 +302,7 @@ class CocoIndex:
         boxes, classes, eval_anns = [], [], []
         for ann in anns:
             known = ann["category_id"] in self.cat_id_to_label
-            box = _parse_bbox(ann.get("bbox"))
+            box = parse_bbox(ann.get("bbox"))
             if known and box is not None:
                 eval_anns.append(ann)
             if ann.get("iscrowd", 0):
@@ -300,6 +320,9 @@ class CocoIndex:
                 continue
             if x >= width or y >= height or x + w <= 0 or y + h <= 0:
                 self.skips["box_outside_image"] += 1
+                continue
+            if self.drop_difficult and ann.get("difficult", 0):
+                self.skips["difficult_object"] += 1
                 continue
             clipped = [max(y, 0.0), max(x, 0.0), min(y + h, float(height)),
                        min(x + w, float(width))]
@@ -327,18 +350,33 @@ class CocoIndex:
           image_dir: directory that ``file_name`` entries are relative to.
           training: drop images left without annotations (kept for evaluation).
           verify_images: ``"none"`` (only check the file exists), ``"header"`` (PIL reads
-            the header: format and real size; the default, fast enough for COCO train),
-            or ``"full"`` (also ``Image.verify()`` and a full decode).
+            the header: format, real size and EXIF orientation; the default, fast enough
+            for COCO train), or ``"full"`` (also ``Image.verify()`` and a full decode).
         Raises:
           DatasetError: see :func:`load_coco`, or when no usable image remains.
         """
-        data = _read_json(annotation_file)
+        return cls.from_dict(_parse_json(annotation_file), image_dir, training=training,
+                             verify_images=verify_images, source=annotation_file,
+                             origin=f"Annotation file {annotation_file!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict, image_dir: str, *, training: bool,
+                  verify_images: str = "header", source: str = "<memory>",
+                  drop_difficult: bool = False, prior_skips: dict | None = None,
+                  origin: str | None = None) -> "CocoIndex":
+        """Builds the index from a COCO-format dict (``file_name`` relative to ``image_dir``
+        or absolute), after the same checks as a file (:func:`check_dataset`); logs the report.
+
+        ``drop_difficult`` leaves annotations flagged ``"difficult": 1`` (VOC) out of the
+        records, counted as ``difficult_object``; ``index.coco`` keeps them for evaluation.
+        ``prior_skips`` are skip counts of an earlier stage (the VOC reader), reported along;
+        ``origin`` starts structural error messages (default: the ``source``).
+        """
+        data = check_dataset(data, origin or f"Dataset {source!r}")
         index = cls(data, image_dir, training=training, verify_images=verify_images,
-                    source=annotation_file)
-        if sum(index.skips.values()):
-            logging.warning("%s", index.report())
-        else:
-            logging.info("%s", index.report())
+                    source=source, drop_difficult=drop_difficult, prior_skips=prior_skips)
+        logging.log(logging.WARNING if sum(index.skips.values()) else logging.INFO,
+                    "%s", index.report())
         return index
 
     def __len__(self) -> int:

@@ -1,7 +1,12 @@
-"""From a config to the train/val indices and ``tf.data`` pipelines (SPEC §5 "Data").
+"""From a config to the train/val indices and ``tf.data`` pipelines (SPEC §5 "Data", §6).
 
 ``data.dataset: embedded`` generates (or reuses) the embedded dataset under
-``data.embedded.root``; ``coco`` reads the four ``data.*_annotations/_images`` paths.
+``data.embedded.root``; ``coco`` reads the four ``data.*_annotations/_images`` paths;
+``voc`` reads ``data.voc.train_split`` / ``val_split`` of the ``data.voc.roots``
+(``data/voc.py``). With ``data.embedded.format: voc`` the embedded dataset is also written
+as a VOC root (``root/voc``, splits ``train`` and ``val``) and read through the VOC reader,
+its classes in the COCO route's order. ``DatasetBundle.kind`` says which reader ran
+(``"voc"`` or ``"coco"``), so evaluation picks the matching metric.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Optional
 import tensorflow as tf
 
 from internet_tf.config import Config, ConfigError
-from internet_tf.data import embedded, pipeline
+from internet_tf.data import embedded, pipeline, voc
 from internet_tf.data.coco import CocoIndex, DatasetError
 
 
@@ -19,6 +24,7 @@ from internet_tf.data.coco import CocoIndex, DatasetError
 class DatasetBundle:
     train: Optional[CocoIndex]
     val: Optional[CocoIndex]
+    kind: str = "coco"  # "voc" when read through the VOC reader (data/voc.py)
 
     @property
     def num_classes(self) -> int:
@@ -44,7 +50,32 @@ def dataset_paths(cfg: Config) -> dict:
             "val_annotations": d.val_annotations, "val_images": d.val_images}
 
 
+def _voc_source(cfg: Config) -> tuple[list, str, str, Optional[list]]:
+    """(roots, train split, val split, class names or None for "found") of a VOC read."""
+    d = cfg.data
+    if d.dataset == "voc":
+        classes = list(voc.VOC_CLASSES) if d.voc.classes == "voc" else None
+        return list(d.voc.roots), d.voc.train_split, d.voc.val_split, classes
+    root = embedded.write_voc(d.embedded.root, dataset_paths(cfg))
+    return [root], "train", "val", embedded.class_names(d.embedded.num_classes)
+
+
+def _load_voc(cfg: Config, train: bool, val: bool) -> DatasetBundle:
+    roots, train_split, val_split, classes = _voc_source(cfg)
+    verify = cfg.data.verify_images
+    train_index = voc.load_voc(roots, train_split, classes, training=True, verify_images=verify,
+                               drop_difficult=not cfg.data.voc.use_difficult) if train else None
+    if classes is None:  # "found": the training split's names, for val too.
+        classes = train_index.class_names[1:] if train_index else voc.found_classes(roots, train_split)
+    val_index = voc.load_voc(roots, val_split, classes, training=False, verify_images=verify,
+                             require_all=False) if val else None
+    return DatasetBundle(train_index, val_index, kind="voc")
+
+
 def load_datasets(cfg: Config, *, train: bool = True, val: bool = True) -> DatasetBundle:
+    d = cfg.data
+    if d.dataset == "voc" or (d.dataset == "embedded" and d.embedded.format == "voc"):
+        return _load_voc(cfg, train, val)
     paths = dataset_paths(cfg)
     verify = cfg.data.verify_images
     train_index = CocoIndex.from_files(paths["train_annotations"], paths["train_images"],
@@ -55,7 +86,7 @@ def load_datasets(cfg: Config, *, train: bool = True, val: bool = True) -> Datas
         raise DatasetError(
             f"train and val annotation files list different categories "
             f"({train_index.cat_ids} vs {val_index.cat_ids}); labels would not line up")
-    return DatasetBundle(train_index, val_index)
+    return DatasetBundle(train_index, val_index, kind="coco")
 
 
 def train_dataset(bundle: DatasetBundle, cfg: Config, start_step: int = 0, batch_size=None,

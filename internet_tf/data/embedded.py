@@ -6,6 +6,12 @@ dataset (json + PNG/JPEG files), so the whole system runs without downloading an
     root/train.json   root/train/000000.png ...
     root/val.json     root/val/000000.png ...
 
+and, on request (``data.embedded.format: voc``, :func:`write_voc`), the same splits as a
+PASCAL VOC root written by the converter (``data/convert.py``)::
+
+    root/voc/Annotations/train_000000.xml   root/voc/JPEGImages/train_000000.jpg ...
+    root/voc/ImageSets/Main/train.txt, val.txt
+
 Design choices, each exercising part of the system:
 
 * Category ids are non-contiguous (3, 7, 11, 20, ...) so the id <-> label mapping in
@@ -33,6 +39,7 @@ import numpy as np
 from absl import logging
 from PIL import Image, ImageDraw
 
+from internet_tf.data.convert import coco_to_voc
 from internet_tf.files import write_atomic
 
 GENERATOR_VERSION = 1
@@ -282,6 +289,35 @@ def generate(root: str, *, num_train: int = 800, num_val: int = 100, image_size:
         "val_annotations": os.path.join(root, "val.json"),
         "val_images": os.path.join(root, "val"),
     }
+
+
+def class_names(num_classes: int) -> list[str]:
+    """The category names in category-id order: the label order of both routes."""
+    return [name for name, _ in SHAPES[:num_classes]]
+
+
+def write_voc(root: str, paths: dict[str, str]) -> str:
+    """Writes (or reuses) the generated splits as a VOC root, ``root/voc``, with the splits
+    ``train`` and ``val`` (image names prefixed ``train_`` / ``val_``, as both folders hold
+    ``000000.png``); a split is rewritten when its json's generator parameters changed.
+    Returns the VOC root."""
+    voc_root = os.path.join(root, "voc")
+    for split in ("train", "val"):
+        annotations = paths[f"{split}_annotations"]
+        with open(annotations, "rb") as f:
+            params = json.load(f)["info"]["generator_params"]
+        stamp = os.path.join(voc_root, f"embedded_{split}.json")
+        try:
+            with open(stamp, "rb") as f:
+                if json.load(f) == params and os.path.isfile(
+                        os.path.join(voc_root, "ImageSets", "Main", f"{split}.txt")):
+                    logging.info("Reusing the embedded %s split as VOC in %s", split, voc_root)
+                    continue
+        except (OSError, ValueError):
+            pass
+        coco_to_voc(annotations, paths[f"{split}_images"], voc_root, split, prefix=f"{split}_")
+        write_atomic(stamp, json.dumps(params), fsync=False)
+    return voc_root
 
 
 def summary(annotation_file: str) -> dict[str, Any]:

@@ -9,7 +9,9 @@ Each batch is a dict with fixed static shapes (docs/conventions.md)::
     image_info  float32 [B, 4]        (orig_height, orig_width, scale, image_id)
 
 Ground truth is padded in numpy before ``from_tensor_slices`` (no ragged tensors); only
-the image is read and decoded inside the graph, in a parallel map.
+the image is read and decoded inside the graph, in a parallel map, then turned by its EXIF
+orientation (``data/orientation.py``, read by the index) so pixels match the annotations,
+which describe the image as displayed.
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ import tensorflow as tf
 from absl import logging
 
 from internet_tf.data.coco import MAX_IMAGE_ID, CocoIndex, DatasetError
+from internet_tf.data.orientation import orient_image
 from internet_tf.ops import boxes as box_ops
-
 
 
 def _resized_size(height: tf.Tensor, width: tf.Tensor, image_size: int):
@@ -123,6 +125,7 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
         "boxes": boxes,
         "classes": classes,
         "image_id": image_ids.astype(np.float32),
+        "orientation": np.asarray([r.get("orientation", 1) for r in index.records], np.int32),
     })
     if training:
         dataset = dataset.shuffle(min(shuffle_buffer, len(index.records)) or 1, seed=seed,
@@ -150,6 +153,8 @@ def build_dataset(index: CocoIndex, *, image_size: int, batch_size: int,
     def load(example, flip_seed):
         data = tf.io.read_file(example["path"])
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        image = orient_image(image, example["orientation"])
         image.set_shape([None, None, 3])
         shape = tf.shape(image)
         height, width = shape[0], shape[1]
