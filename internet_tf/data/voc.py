@@ -103,9 +103,12 @@ def xywh_to_voc(bbox: Sequence[float], width: int, height: int) -> tuple | None:
     return xmin, ymin, xmax, ymax
 
 
-def _text(node, path: str) -> str | None:
-    found = node.find(path)
-    return found.text.strip() if found is not None and found.text else None
+def _text(node, *tags: str) -> str | None:
+    """The stripped text of ``node/tags[0]/tags[1]...`` (one plain tag per step: the C
+    parser's fast lookup, not an ElementPath query), or None."""
+    for tag in tags:
+        node = node.find(tag) if node is not None else None
+    return node.text.strip() if node is not None and node.text else None
 
 
 def _positive_int(text: str | None) -> int | None:
@@ -127,11 +130,13 @@ def parse_annotation(xml_path: str) -> dict:
     root = ET.parse(xml_path).getroot()
     if root.tag != "annotation":
         raise ET.ParseError(f"root element is <{root.tag}>, not <annotation>")
-    width, height = _positive_int(_text(root, "size/width")), _positive_int(_text(root, "size/height"))
+    size = root.find("size")
+    width, height = _positive_int(_text(size, "width")), _positive_int(_text(size, "height"))
     objects = []
     for obj in root.findall("object"):
+        bndbox = obj.find("bndbox")
         try:  # a missing <bndbox> or corner gives float(None): TypeError.
-            box = tuple(float(_text(obj, f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax"))
+            box = tuple(float(_text(bndbox, k)) for k in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError):
             box = None
         if box is not None and not all(math.isfinite(v) for v in box):
