@@ -1,4 +1,8 @@
-"""Backbones returning C2–C5 at strides 4–32 (SPEC §1): Keras ResNet-50/101 and a small ResNet.
+"""Backbones returning four levels C2–C5 (SPEC §1, §6): Keras ResNet-50/101 and a small ResNet
+at strides 4–32, and VGG-16 with SSD's extra layers at strides 16–128 (``modeling/vgg.py``).
+
+Each backbone states its levels' strides (``backbone_strides``; ``ops/levels.py``): the
+detector builds its anchors and RoIAlign from them, the intertwiner its RoI-size split.
 
 Pretrained weights come only from local files: ``imagenet`` means the file Keras would have
 cached under ``$KERAS_HOME/models`` (nothing is downloaded at run time), or a path to an
@@ -11,8 +15,9 @@ import os
 import keras
 import tensorflow as tf
 
+from internet_tf.modeling import vgg
 from internet_tf.modeling.batch_norm import BatchNorm, from_keras
-from internet_tf.ops.levels import PYRAMID_LEVELS
+from internet_tf.ops.levels import PYRAMID_LEVELS, level_strides
 
 # keras.applications layer names of the last block of each stage.
 _STAGE_OUTPUTS = {
@@ -22,13 +27,19 @@ _STAGE_OUTPUTS = {
 _IMAGENET_FILES = {
     "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
     "resnet101": "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
 }
-# Caffe-style ImageNet statistics used by keras.applications ResNets (BGR order).
+# Caffe-style ImageNet statistics used by keras.applications ResNets and VGG-16 (BGR order).
 _BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 class BackboneWeightsError(ValueError):
     """Pretrained weights were requested but cannot be had on this machine."""
+
+
+def backbone_strides(arch: str) -> dict:
+    """``{level: stride}`` of the backbone ``arch``'s levels 2–5 and the neck's P6."""
+    return level_strides(vgg.FIRST_STRIDE if arch == "vgg16" else 4)
 
 
 def resolve_weights(backbone: str, weights: str):
@@ -54,19 +65,31 @@ def resolve_weights(backbone: str, weights: str):
 
 
 def preprocess(images):
-    """RGB 0..255 float -> BGR mean-subtracted, the convention of the Keras ResNets."""
+    """RGB 0..255 float -> BGR mean-subtracted, the convention of the Keras ResNets and VGG-16."""
     return images[..., ::-1] - tf.constant(_BGR_MEAN, dtype=images.dtype)
+
+
+def _load_weights(base: keras.Model, name: str, weights_path):
+    """Loads the local weights file into the Keras application ``base`` (None: nothing)."""
+    if weights_path is None:
+        return
+    try:
+        base.load_weights(weights_path)
+    except Exception as e:  # surface the path; Keras' own message can be cryptic
+        raise BackboneWeightsError(
+            f"could not load backbone weights for {name} from {weights_path}: {e}") from e
+
+
+def _keras_vgg16(image_size: int, weights_path):
+    base = vgg.vgg16_base(image_size)
+    _load_weights(base, "vgg16", weights_path)
+    return vgg.ssd_levels(base)
 
 
 def _keras_resnet(name: str, image_size: int, weights_path):
     ctor = {"resnet50": keras.applications.ResNet50, "resnet101": keras.applications.ResNet101}[name]
     base = ctor(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
-    if weights_path is not None:
-        try:
-            base.load_weights(weights_path)
-        except Exception as e:  # surface the path; Keras' own message can be cryptic
-            raise BackboneWeightsError(
-                f"could not load backbone weights for {name} from {weights_path}: {e}") from e
+    _load_weights(base, name, weights_path)
     base = from_keras(base)  # our BN: statistics over the global batch under a strategy
     outputs = [base.get_layer(n).output for n in _STAGE_OUTPUTS[name]]
     return keras.Model(base.input, outputs, name=name)
@@ -101,21 +124,26 @@ def small_resnet(image_size: int, widths=(32, 64, 128, 256)):
 
 
 class Backbone(keras.layers.Layer):
-    """Image -> {2: C2, 3: C3, 4: C4, 5: C5}."""
+    """Image -> {2: C2, 3: C3, 4: C4, 5: C5}; level l has stride ``self.strides[l]``."""
 
     def __init__(self, name: str, image_size: int, weights: str = "none", frozen_bn: bool = False,
                  freeze_at: int = 0, small_widths=(32, 64, 128, 256), **kwargs):
         super().__init__(name="backbone", **kwargs)
         self.arch = name
+        self.strides = backbone_strides(name)
         path = resolve_weights(name, weights)
+        stage_of = _stage_of
         if name == "small_resnet":
             if path is not None:
                 raise BackboneWeightsError("small_resnet has no pretrained weights; use backbone_weights: none")
             self.net = small_resnet(image_size, tuple(small_widths))
+        elif name == "vgg16":
+            self.net = _keras_vgg16(image_size, path)
+            stage_of = vgg.stage_of
         else:
             self.net = _keras_resnet(name, image_size, path)
         for layer in self.net.layers:
-            stage = _stage_of(layer.name)
+            stage = stage_of(layer.name)
             if freeze_at and stage is not None and stage <= freeze_at:
                 layer.trainable = False
             if frozen_bn and isinstance(layer, keras.layers.BatchNormalization):

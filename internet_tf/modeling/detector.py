@@ -1,5 +1,10 @@
 """The thin Faster R-CNN + FPN model composing backbone, FPN, RPN, RoIAlign and box head (SPEC §1).
 
+Without FPN (``model.fpn: false``, paper Table 5, SPEC §6) the neck is a 1×1 projection of
+each backbone level (``modeling/fpn.py``); the rest is unchanged. The levels' strides are the
+backbone's (``Backbone.strides``: 4–64 for the ResNets, 16–256 for VGG-16): the anchors and
+RoIAlign are built from them.
+
 Training (``train_outputs``) and inference (``inference``) share every layer. Training-time
 methods (``methods/``: the feature intertwiner, SPEC §2–3) are handed to the detector and
 composed through one interface (``methods/base.py``): they may change the maps and RoI
@@ -17,7 +22,7 @@ from internet_tf.config import ModelConfig
 from internet_tf.ops import losses as loss_lib
 from internet_tf.modeling.backbone import Backbone
 from internet_tf.modeling.box_head import BoxHead, BoxPredictor
-from internet_tf.modeling.fpn import FPN
+from internet_tf.modeling.fpn import build_neck
 from internet_tf.ops.postprocess import detect
 from internet_tf.ops.roi_align import assign_levels, multilevel_roi_align
 from internet_tf.modeling.rpn import RPNHead
@@ -29,7 +34,7 @@ from internet_tf.ops import targets as target_ops
 
 
 class Detector(keras.Model):
-    """Faster R-CNN + FPN. ``num_classes`` counts foreground classes (K)."""
+    """Faster R-CNN with FPN or without (``model.fpn``). ``num_classes`` counts foreground classes (K)."""
 
     def __init__(self, cfg: ModelConfig, num_classes: int, methods=(), name: str = "detector",
                  **kwargs):
@@ -37,15 +42,17 @@ class Detector(keras.Model):
         self.cfg = cfg
         self.num_classes = int(num_classes)
         self.image_size = int(cfg.image_size)
+        neck = build_neck(cfg)  # checks the backbone/neck pairing before the backbone is built
         self.backbone = Backbone(cfg.backbone, cfg.image_size, cfg.backbone_weights,
                                  frozen_bn=cfg.frozen_bn, freeze_at=cfg.freeze_at,
                                  small_widths=cfg.small_resnet_widths)
-        self.fpn = FPN(cfg.fpn_channels)
+        self.strides = self.backbone.strides  # {level: stride}, P2–P6
+        self.fpn = neck  # the FPN, or the per-level projection with model.fpn false
         self.rpn_head = RPNHead(len(cfg.rpn.aspect_ratios), cfg.fpn_channels)
         self.box_head = BoxHead(cfg.head.fc_dim)
         self.predictor = BoxPredictor(self.num_classes)
         anchors = anchor_ops.generate_anchors(cfg.image_size, LEVELS, tuple(cfg.rpn.anchor_sizes),
-                                              tuple(cfg.rpn.aspect_ratios))
+                                              tuple(cfg.rpn.aspect_ratios), strides=self.strides)
         self._anchor_arrays = {l: np.asarray(a) for l, a in anchors.items()}
         self.methods = list(methods)
         track(self, self.methods)
@@ -77,7 +84,7 @@ class Detector(keras.Model):
         """Eq. 6 level assignment, then RoIAlign on each RoI's level -> (levels, features)."""
         levels = self.roi_levels(rois)
         feats = multilevel_roi_align(pyramid, rois, levels, output_size=self.cfg.roi.output_size,
-                                     sampling_ratio=self.cfg.roi.sampling_ratio)
+                                     sampling_ratio=self.cfg.roi.sampling_ratio, strides=self.strides)
         return levels, feats
 
     def head_path(self, pyramid, rois, training=False):

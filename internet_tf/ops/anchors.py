@@ -1,29 +1,29 @@
 """FPN anchors (SPEC §1 "Anchors"; Lin et al. 2017, Sec. 4.1; docs/conventions.md "Anchors").
 
 One anchor size per level (32/64/128/256/512 on P2-P6), aspect ratios r = h / w in
-(0.5, 1, 2) with h = s * sqrt(r), w = s / sqrt(r). Level l has stride 2**l and a
-`ceil(image_size / 2**l)` square grid; anchors of a level are ordered (y, x, anchor) and
+(0.5, 1, 2) with h = s * sqrt(r), w = s / sqrt(r). Level l has the stride its backbone gives
+it (``ops/levels.py``: 2**l for the ResNets, 2**(l+2) for VGG-16) and a
+`ceil(image_size / stride)` square grid; anchors of a level are ordered (y, x, anchor) and
 centred at `((y + 0.5) * stride, (x + 0.5) * stride)`. Boxes are yxyx absolute pixels.
 """
 import numpy as np
 import tensorflow as tf
 
+from internet_tf.ops.levels import FPN_STRIDES
 from internet_tf.ops.levels import RPN_LEVELS as DEFAULT_LEVELS
 
 DEFAULT_SIZES = (32, 64, 128, 256, 512)
 DEFAULT_ASPECT_RATIOS = (0.5, 1.0, 2.0)
 
 
-def feature_size(image_size: int, level: int) -> int:
-    """Side of level `level`'s feature map for a square `image_size` input: ceil(size / 2**l)."""
-    stride = 2 ** int(level)
-    return -(-int(image_size) // stride)
+def feature_size(image_size: int, level: int, strides=FPN_STRIDES) -> int:
+    """Side of level `level`'s feature map for a square `image_size` input: ceil(size / stride)."""
+    return -(-int(image_size) // int(strides[int(level)]))
 
 
-def _level_anchors(image_size, level, size, aspect_ratios):
-    stride = 2.0 ** level
-    n = feature_size(image_size, level)
-    centres = (np.arange(n, dtype=np.float64) + 0.5) * stride
+def _level_anchors(image_size, level, size, aspect_ratios, strides):
+    n = feature_size(image_size, level, strides)
+    centres = (np.arange(n, dtype=np.float64) + 0.5) * float(strides[level])
     ratios = np.asarray(aspect_ratios, dtype=np.float64)
     h = size * np.sqrt(ratios)  # [A]
     w = size / np.sqrt(ratios)
@@ -38,14 +38,15 @@ def _level_anchors(image_size, level, size, aspect_ratios):
 
 
 def generate_anchors(image_size: int, levels=DEFAULT_LEVELS, sizes=DEFAULT_SIZES,
-                     aspect_ratios=DEFAULT_ASPECT_RATIOS):
+                     aspect_ratios=DEFAULT_ASPECT_RATIOS, strides=FPN_STRIDES):
     """`{level: float32 [H_l * W_l * A, 4]}` yxyx anchors for a square `image_size` input.
 
-    `sizes[i]` is the anchor size of `levels[i]`; A = len(aspect_ratios).
+    `sizes[i]` is the anchor size of `levels[i]`; A = len(aspect_ratios); `strides` maps each
+    level to its stride (the backbone's, `ops/levels.py`).
     """
     if len(levels) != len(sizes):
         raise ValueError(f"levels {levels} and sizes {sizes} differ in length")
-    return {int(l): tf.constant(_level_anchors(image_size, int(l), float(s), aspect_ratios))
+    return {int(l): tf.constant(_level_anchors(image_size, int(l), float(s), aspect_ratios, strides))
             for l, s in zip(levels, sizes)}
 
 

@@ -2,6 +2,8 @@
 
 Eq. 6: ``l = floor(l0 + log2(sqrt(w·h) / base))`` with ``l0 = 4``, ``base = 224``, clamped to
 [2, 5]; ``round`` is an option, and ``base = 40`` is the paper's "more on higher" variant.
+Eq. 6 names a level index; the level's stride is the backbone's (``ops/levels.py``: 2**l for
+the ResNets, 2**(l+2) for VGG-16), passed in as a ``{level: stride}`` dict.
 
 RoIAlign samples ``sampling_ratio × sampling_ratio`` bilinear points at the centres of the
 sub-bins of every output bin (half-pixel aligned: pixel i covers [i, i+1)), then averages
@@ -12,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from internet_tf.config import check_choice
-from internet_tf.ops.levels import ROI_LEVELS
+from internet_tf.ops.levels import FPN_STRIDES, ROI_LEVELS
 
 
 def assign_levels(boxes, *, base: float = 224.0, canonical_level: int = 4,
@@ -57,15 +59,16 @@ def crop_level(feature, boxes, box_indices, stride: int, output_size: int = 14,
 
 
 def roi_align_flat(features: dict, boxes, box_indices, levels, *, output_size: int = 14,
-                   sampling_ratio: int = 2):
+                   sampling_ratio: int = 2, strides=FPN_STRIDES):
     """RoIAlign of flat ``boxes`` [K, 4] (batch element ``box_indices`` [K]) each on its level
     ``levels`` [K] of ``features`` {l: [B, H, W, C]} (maps of levels that carry no RoIs, P6,
-    are ignored) -> [K, S, S, C]. Each RoI is cropped once, from its own level only."""
+    are ignored; level l has stride ``strides[l]``) -> [K, S, S, C]. Each RoI is cropped once,
+    from its own level only."""
     positions, crops = [], []
     for level in [l for l in ROI_LEVELS if l in features]:
         idx = tf.cast(tf.where(tf.equal(levels, level))[:, 0], tf.int32)
         crops.append(crop_level(features[level], tf.gather(boxes, idx), tf.gather(box_indices, idx),
-                                2 ** level, output_size, sampling_ratio))
+                                strides[level], output_size, sampling_ratio))
         positions.append(idx)
     merged = tf.dynamic_stitch(positions, crops)
     channels = features[min(features)].shape[-1]
@@ -73,13 +76,15 @@ def roi_align_flat(features: dict, boxes, box_indices, levels, *, output_size: i
 
 
 def multilevel_roi_align(features: dict, boxes, levels, *, output_size: int = 14,
-                         sampling_ratio: int = 2):
-    """RoIAlign of ``boxes`` [B, R, 4] each on its assigned level ``levels`` [B, R].
+                         sampling_ratio: int = 2, strides=FPN_STRIDES):
+    """RoIAlign of ``boxes`` [B, R, 4] each on its assigned level ``levels`` [B, R] (level l
+    has stride ``strides[l]``).
 
     Returns [B, R, S, S, C]; each RoI is cropped once, from its own level only.
     """
     batch = tf.shape(boxes)[0]
     num_rois = tf.shape(boxes)[1]
     merged = roi_align_flat(features, tf.reshape(boxes, [-1, 4]), tf.repeat(tf.range(batch), num_rois),
-                            tf.reshape(levels, [-1]), output_size=output_size, sampling_ratio=sampling_ratio)
+                            tf.reshape(levels, [-1]), output_size=output_size, sampling_ratio=sampling_ratio,
+                            strides=strides)
     return tf.reshape(merged, [batch, num_rois, output_size, output_size, merged.shape[-1]])

@@ -1,4 +1,5 @@
-"""Tests for internet_tf.modeling.backbone and internet_tf.modeling.fpn (SPEC §1)."""
+"""Tests for internet_tf.modeling.backbone and internet_tf.modeling.fpn (SPEC §1; the no-FPN
+projection of SPEC §6). VGG-16's levels: test_modeling_vgg.py."""
 import os
 
 import keras
@@ -7,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from internet_tf.modeling import backbone as bb
-from internet_tf.modeling.fpn import FPN
+from internet_tf.modeling.fpn import FPN, LevelProjection
+from internet_tf.ops.levels import FPN_STRIDES
 
 WIDTHS = (8, 16, 32, 64)
 
@@ -70,6 +72,41 @@ def test_fpn_matches_numpy_top_down_reference():
         np.testing.assert_allclose(out[l].numpy(), ref, atol=1e-4, err_msg=f"P{l}")
     np.testing.assert_allclose(out[6].numpy(), _conv_same(merged[5], *w(fpn.output_conv[3]))[:, ::2, ::2],
                                atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------
+# No FPN (model.fpn: false): a 1x1 projection of each level
+# ---------------------------------------------------------------------------------------
+
+def test_level_projection_is_a_1x1_conv_per_level_without_top_down():
+    rng = np.random.default_rng(2)
+    feats = _c_features(rng, batch=2, size=64, channels=(3, 4, 5, 6))
+    proj = LevelProjection(channels=4)
+    out = proj(feats)
+    assert sorted(out) == [2, 3, 4, 5, 6]
+    for conv in proj.project:
+        conv.bias.assign(rng.normal(size=conv.bias.shape).astype(np.float32))
+    out = proj(feats)
+    for l in (2, 3, 4, 5):
+        assert tuple(out[l].shape) == (2, 64 // 2 ** l, 64 // 2 ** l, 4), l
+        kernel, bias = proj.project[l - 2].kernel.numpy(), proj.project[l - 2].bias.numpy()
+        ref = np.einsum("bhwc,cd->bhwd", feats[l].numpy(), kernel[0, 0]) + bias
+        np.testing.assert_allclose(out[l].numpy(), ref, atol=1e-5, err_msg=f"P{l}")
+    np.testing.assert_allclose(out[6].numpy(), out[5].numpy()[:, ::2, ::2], atol=0)  # P6, RPN only
+    # No top-down pathway: P2-P4 do not read C5.
+    changed = {**feats, 5: feats[5] + 100.0}
+    again = proj(changed)
+    for l in (2, 3, 4):
+        np.testing.assert_array_equal(again[l].numpy(), out[l].numpy())
+    assert not np.allclose(again[5].numpy(), out[5].numpy())
+
+
+def test_small_resnet_without_fpn_levels_and_strides():
+    net = bb.Backbone("small_resnet", 128, small_widths=WIDTHS)
+    assert net.strides == FPN_STRIDES == {2: 4, 3: 8, 4: 16, 5: 32, 6: 64}
+    out = LevelProjection(channels=8)(net(tf.random.uniform([1, 128, 128, 3], 0, 255)))
+    assert {l: tuple(v.shape) for l, v in out.items()} == {
+        l: (1, 128 // s, 128 // s, 8) for l, s in FPN_STRIDES.items()}
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from internet_tf.ops import anchors as A
+from internet_tf.ops.levels import FPN_STRIDES, level_strides
 
 
 def test_feature_size():
@@ -59,3 +60,21 @@ def test_concat_levels_unbatched_and_batched():
     scores = {l: tf.zeros([2, int(anchors[l].shape[0])]) for l in anchors}  # [B, n_l]
     assert A.concat_levels(scores).shape == (2, total)
     assert A.concat_levels(scores, axis=1).shape == (2, total)
+
+
+def test_vgg_strides_grids_and_centres():
+    # VGG-16's levels (ops/levels.py: level 2 at stride 16, each next one twice): a 192-px
+    # input gives 12, 6, 3, 2 (ceil(1.5)) and 1 cells; centres at (i + 0.5) * stride.
+    strides = level_strides(16)
+    assert strides == {2: 16, 3: 32, 4: 64, 5: 128, 6: 256}
+    assert [A.feature_size(192, l, strides) for l in (2, 3, 4, 5, 6)] == [12, 6, 3, 2, 1]
+    out = A.generate_anchors(192, sizes=(32, 64, 128, 256, 512), aspect_ratios=(1.0,), strides=strides)
+    assert {l: int(a.shape[0]) for l, a in out.items()} == {2: 144, 3: 36, 4: 9, 5: 4, 6: 1}
+    a5 = out[5].numpy()  # 2 x 2 grid of 256-px squares centred at 64 and 192
+    np.testing.assert_allclose(a5, [[-64, -64, 192, 192], [-64, 64, 192, 320],
+                                    [64, -64, 320, 192], [64, 64, 320, 320]])
+    np.testing.assert_allclose(out[2].numpy()[13], [8, 8, 40, 40])  # (y=1, x=1): centre (24, 24)
+    # The default is the ResNets' stride 2**l.
+    assert FPN_STRIDES == {l: 2 ** l for l in (2, 3, 4, 5, 6)}
+    np.testing.assert_array_equal(A.generate_anchors(96)[3].numpy(),
+                                  A.generate_anchors(96, strides=level_strides(4))[3].numpy())

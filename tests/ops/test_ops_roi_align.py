@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from internet_tf.ops import roi_align as R
+from internet_tf.ops.levels import level_strides
 
 
 def _square(side, y0=0.0, x0=0.0):
@@ -265,3 +266,26 @@ def test_multilevel_roi_align_with_eq6_levels_in_tf_function():
     for r, l in enumerate((2, 3)):
         ref = _ref_roi_align(np_feats[l][0].astype(np.float64), boxes[0, r], 2 ** l, 14, 2)
         np.testing.assert_allclose(out.numpy()[0, r], ref, atol=1e-4)
+
+
+def test_multilevel_roi_align_reads_the_given_strides():
+    # VGG-16's levels have strides 16-128 (level_strides(16)), not 2**l: each RoI is cropped
+    # with its level's stride from the dict, as the NumPy reference does with that stride.
+    rng = np.random.default_rng(11)
+    image = 256
+    strides = level_strides(16)
+    np_feats = {l: rng.normal(size=(1, image // strides[l], image // strides[l], 2)).astype(np.float32)
+                for l in (2, 3, 4, 5)}
+    boxes = np.asarray([[[10.0, 20.0, 90.0, 140.0], [40.0, 30.0, 250.0, 200.0], [0.0, 0.0, 200.0, 250.0]]],
+                       np.float32)
+    levels = np.asarray([[2, 3, 4]], np.int32)
+    feats = {l: tf.constant(f) for l, f in np_feats.items()}
+    out = R.multilevel_roi_align(feats, tf.constant(boxes), tf.constant(levels), output_size=7,
+                                 sampling_ratio=2, strides=strides).numpy()
+    for r, l in enumerate((2, 3, 4)):
+        ref = _ref_roi_align(np_feats[l][0].astype(np.float64), boxes[0, r], strides[l], 7, 2)
+        np.testing.assert_allclose(out[0, r], ref, atol=1e-4, err_msg=f"level {l}")
+    # With the default (2**l) the same call reads the maps at the wrong scale.
+    default = R.multilevel_roi_align(feats, tf.constant(boxes), tf.constant(levels), output_size=7,
+                                     sampling_ratio=2).numpy()
+    assert not np.allclose(default, out, atol=1e-3)

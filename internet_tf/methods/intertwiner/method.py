@@ -23,6 +23,7 @@ from internet_tf.methods.intertwiner.make_up import MakeUp, MakeUpMap
 from internet_tf.methods.intertwiner.merge import merge
 from internet_tf.methods.intertwiner.ot import OTModule
 from internet_tf.methods.intertwiner.sets import RELIABLE_LEVELS, small_large_masks
+from internet_tf.modeling.backbone import backbone_strides
 from internet_tf.ops.levels import ROI_LEVELS
 from internet_tf.ops.replica import global_all_gather, global_sum
 from internet_tf.ops.roi_align import crop_level, roi_align_flat
@@ -33,6 +34,7 @@ class Intertwiner(TrainingMethod):
         super().__init__(name=name, **kwargs)
         it = self.it = cfg.intertwiner
         self.roi_cfg = cfg.roi
+        self.strides = backbone_strides(cfg.backbone)  # {level: stride} (VGG-16: 16-128, not 2**l)
         self.on_map = it.makeup_placement == "map"
         make_up = MakeUpMap if self.on_map else MakeUp
         self.make_up = make_up(cfg.fpn_channels, shared=it.makeup_shared, kernel_size=it.makeup_kernel)
@@ -76,10 +78,12 @@ class Intertwiner(TrainingMethod):
         source, roi = self.it.reliable_source, self.roi_cfg
         if source == "p_m":  # (b): RoIAlign on each RoI's own level of the detector's pyramid
             crops = roi_align_flat(out["pyramid"], boxes, idx[:, 0], tf.gather_nd(out["roi_levels"], idx),
-                                   output_size=roi.output_size, sampling_ratio=roi.sampling_ratio)
+                                   output_size=roi.output_size, sampling_ratio=roi.sampling_ratio,
+                                   strides=self.strides)
         else:
             feature = out["pyramid"][level] if source == "p_l" else upsampled[level]
-            crops = crop_level(feature, boxes, idx[:, 0], 2 ** level, roi.output_size, roi.sampling_ratio)
+            crops = crop_level(feature, boxes, idx[:, 0], self.strides[level], roi.output_size,
+                               roi.sampling_ratio)
         feats = self.critic(crops, training=training, update_statistics=self.it.reliable_bn_update)
         return feats, labels
 
@@ -113,7 +117,8 @@ class Intertwiner(TrainingMethod):
         it = self.it
         classes, levels = out["roi_classes"], out["roi_levels"]
         masks = {l: small_large_masks(classes, levels, l, split=it.split, rois=out["rois"],
-                                      roi_output_size=self.roi_cfg.output_size) for l in ROI_LEVELS}
+                                      roi_output_size=self.roi_cfg.output_size, strides=self.strides)
+                 for l in ROI_LEVELS}
         upsampled = self.ot.upsampled(out["pyramid"], training=training) if self.ot is not None else {}
         reliable = {l: self._reliable_features(out, l, masks[l][1], upsampled, training)
                     for l in RELIABLE_LEVELS}
