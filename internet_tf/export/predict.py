@@ -55,7 +55,9 @@ def predict(export_dir: str, images: list, out_dir: str, min_score: float = 0.3)
     """Returns the written JSON paths. Unreadable images are reported and skipped."""
     import numpy as np
     import tensorflow as tf
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from internet_tf.data.orientation import open_oriented
 
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     labels = load_labels(export_dir)
@@ -63,7 +65,7 @@ def predict(export_dir: str, images: list, out_dir: str, min_score: float = 0.3)
     written, failed = [], []
     for path in images:
         try:
-            image = Image.open(path).convert("RGB")
+            image = open_oriented(path)  # EXIF orientation applied: pixels as displayed
         except (OSError, UnidentifiedImageError) as e:
             failed.append(f"{path}: {e}")
             continue

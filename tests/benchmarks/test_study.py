@@ -311,6 +311,7 @@ def test_compare_is_the_compare_study(tmp_path):
 
 
 # -- end to end ------------------------------------------------------------------------------
+@pytest.mark.heavy
 def test_study_cli_trains_then_reuses(tmp_path):
     # The tiny InterNet of tests/tiny.yaml, and the same without the intertwiner.
     path = write_study(tmp_path, f"seeds: [0]\nvariants:\n  baseline: {{config: {tiny.CONFIG}, overrides: "

@@ -54,6 +54,7 @@ def run(tool, *args):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.heavy
 def test_train_and_eval_on_foreign_coco_dataset(tmp_path):
     ann, imgs = make_foreign_dataset(str(tmp_path / "data"))
     model_dir = str(tmp_path / "run")

@@ -16,6 +16,10 @@ from internet_tf.data.pipeline import resize_and_pad
 from internet_tf.export.saved_model import export
 from internet_tf.modeling.factory import build_model
 
+# Its tests share a module fixture: one pytest-xdist worker runs them all, so it is built once
+# (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("export")
+
 EVERY_SCORE = "model.head.score_threshold=0.0"  # the untrained model's low scores too
 CATS = {1: 17, 2: 4, 3: 90}
 NAMES = ["background", "lamp", "cup", "book"]
@@ -118,11 +122,19 @@ def test_predict_writes_json_and_png(exported, tmp_path):
         f = tmp_path / f"img{i}.{'png' if i else 'jpg'}"
         Image.fromarray(np.full(size + (3,), 90 * i, np.uint8)).save(f)
         files.append(str(f))
+    # A phone photo: stored 90 wide and 60 high with EXIF orientation 6 (turn 90° clockwise to
+    # display), so predict sees (and reports) the displayed 60 × 90 picture.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((60, 90, 3), 30, np.uint8)).save(tmp_path / "img2.jpg", exif=exif)
+    files.append(str(tmp_path / "img2.jpg"))
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")
     written = predict(path, files + [str(bad)], str(tmp_path / "out"))
-    assert len(written) == 2
-    for i in range(2):
+    assert len(written) == 3
+    photo = json.load(open(tmp_path / "out" / "img2.json"))
+    assert (photo["width"], photo["height"]) == (60, 90)
+    for i in range(3):
         data = json.load(open(tmp_path / "out" / f"img{i}.json"))
         assert {"image", "width", "height", "detections"} <= set(data)
         for det in data["detections"]:

@@ -33,6 +33,7 @@ def _check_train_step(result):
         assert rel < 1e-4, f"{kind}: {where} differs by {rel:.2e} (relative)"
 
 
+@pytest.mark.heavy
 def test_two_replicas_equal_one_device():
     """Every two-replica check of the suite in one fresh process (the CPU must be split into
     two devices before TF runs an op; see two_replicas.py), each reported on its own:

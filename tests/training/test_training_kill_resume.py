@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from internet_tf.config import load_config
@@ -32,6 +33,7 @@ def _checkpoint_values(path, keys):
     return {k: reader.get_tensor(k) for k in keys}
 
 
+@pytest.mark.heavy
 def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     overrides = OVERRIDES + RUN + embedded_data(str(tmp_path / "data"))
     model_dir = str(tmp_path / "run")

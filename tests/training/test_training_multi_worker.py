@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from tiny_internet import CONFIG, OVERRIDES, embedded_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,6 +24,7 @@ def free_ports(n):
     return ports
 
 
+@pytest.mark.heavy
 def test_two_workers_train_and_exit_cleanly(tmp_path):
     overrides = OVERRIDES + STEPS + embedded_data(str(tmp_path / "data"))
     model_dir = str(tmp_path / "run")
