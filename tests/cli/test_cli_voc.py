@@ -37,6 +37,7 @@ def read_devkit_files(eval_dir, names):
     return out
 
 
+@pytest.mark.heavy  # a subprocess training and an internet-eval run: over a minute on 2 cores
 def test_train_and_eval_on_embedded_data_written_as_voc(tmp_path):
     root, model_dir = tmp_path / "embedded", str(tmp_path / "run")
     args = ["--config", tiny.PATH, "--model_dir", model_dir]
