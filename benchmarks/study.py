@@ -220,11 +220,12 @@ def train(run_dir: str, config: str, overrides: list) -> str | None:
 def aggregate(runs: dict) -> dict:
     """``{variant: [run records]}`` -> ``{variant: {"n", "mean", "std", "values", "notes"}}``
     in percent; runs without metrics are excluded and named in ``notes``; COCOeval's -1 (no
-    ground truth of that size) is left out (mean NaN when no run has the metric)."""
+    ground truth of that size) is left out (mean NaN when no run has the metric). A VOC run's
+    metrics (mAP, with AP50 = mAP) fill the AP50 column only; the others stay empty."""
     out = {}
     for name, records in runs.items():
         ok = [r["metrics"] for r in records if r.get("metrics")]
-        values = {k: [100 * m[k] for m in ok if m[k] >= 0] for k in KEYS}
+        values = {k: [100 * m[k] for m in ok if m.get(k, -1) >= 0] for k in KEYS}
         out[name] = {"n": len(ok), "values": values,
                      "mean": {k: statistics.mean(v) if v else math.nan for k, v in values.items()},
                      "std": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()},

@@ -370,6 +370,12 @@ def validate(cfg: Config) -> Config:
                               "(each with Annotations/, JPEGImages/, ImageSets/Main/) when data.dataset is 'voc'")
     if m.image_size % 64 != 0 or m.image_size <= 0:
         raise ConfigError(f"config key 'model.image_size' must be a positive multiple of 64, got {m.image_size}")
+    if m.backbone == "vgg16" and m.fpn:
+        raise ConfigError("config key 'model.fpn' must be false with model.backbone 'vgg16' "
+                          "(its SSD-style levels have no FPN; paper Table 5, SPEC §6)")
+    if m.labelenc.enabled and not m.fpn:
+        raise ConfigError("config key 'model.labelenc.enabled' needs model.fpn true "
+                          "(step 2 starts the detector's FPN from h's FPN)")
     if len(m.rpn.anchor_sizes) != 5:
         raise ConfigError("config key 'model.rpn.anchor_sizes' needs 5 sizes (one per level P2-P6)")
     if not m.rpn.aspect_ratios or any(r <= 0 for r in m.rpn.aspect_ratios):

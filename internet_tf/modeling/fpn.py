@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from internet_tf.config import ConfigError, ModelConfig
+from internet_tf.config import ModelConfig
 from internet_tf.modeling.tracking import track
 from internet_tf.ops.levels import PYRAMID_LEVELS, RPN_LEVELS
 
@@ -71,11 +71,6 @@ def build_neck(cfg: ModelConfig):
     """``FPN`` or, with ``model.fpn: false``, ``LevelProjection``, both ``fpn_channels`` wide.
 
     VGG-16 is the paper's no-FPN backbone (Table 5) and has no FPN here; LabelEnc needs an FPN
-    (its step 2 starts the detector's FPN from the label encoder's, SPEC §4)."""
-    if cfg.backbone == "vgg16" and cfg.fpn:
-        raise ConfigError("config key 'model.fpn' must be false with model.backbone 'vgg16': its levels are "
-                          "SSD's conv7, conv8_2, conv9_2, conv10_2 without FPN (paper Table 5, SPEC §6)")
-    if cfg.labelenc.enabled and not cfg.fpn:
-        raise ConfigError("config key 'model.labelenc.enabled' needs model.fpn true: LabelEnc's step 2 "
-                          "starts the detector's FPN from the label encoder's FPN (SPEC §4)")
+    (its step 2 starts the detector's FPN from the label encoder's, SPEC §4). Both pairings are
+    refused when the config is loaded (``config.validate``)."""
     return FPN(cfg.fpn_channels) if cfg.fpn else LevelProjection(cfg.fpn_channels)

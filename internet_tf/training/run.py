@@ -5,8 +5,7 @@ import os
 
 import tensorflow as tf
 
-from internet_tf.evaluation.coco_eval import format_metrics
-from internet_tf.evaluation.runner import evaluate_model
+from internet_tf.evaluation.runner import evaluate_model, metrics_text
 from internet_tf.training.trainer import build_trainer
 
 
@@ -20,6 +19,7 @@ def train_and_evaluate(cfg, model_dir: str, strategy=None) -> dict:
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
     metrics = evaluate_model(trainer.model, trainer.data, cfg, os.path.join(model_dir, "eval"),
                              summary_writer=writer, step=trainer.step)
-    print(f"\nCOCO metrics after step {trainer.step} (written to {os.path.join(model_dir, 'eval')}):")
-    print(format_metrics(metrics))
+    name, table = metrics_text(metrics)  # COCO or VOC, by the keys the evaluator wrote
+    print(f"\n{name} metrics after step {trainer.step} (written to {os.path.join(model_dir, 'eval')}):")
+    print(table)
     return metrics

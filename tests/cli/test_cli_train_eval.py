@@ -16,7 +16,10 @@ from internet_tf.evaluation.coco_eval import METRIC_KEYS
 # tests/tiny.yaml for 4 steps; every detection kept (score threshold 0), so that the checks
 # below see boxes on every image: 4 steps of a tiny model from scratch reach no AP (0.0
 # at 4, 10, 20 and 40 steps on this dataset) and score nothing above the default 0.05.
-RUN = ["train.steps=4", "train.checkpoint_every=2", "model.head.score_threshold=0.0"]
+# The baseline detector: this is the data and evaluation path end to end, which the
+# intertwiner does not touch (InterNet's CLI runs are in tests/training and the study test).
+RUN = ["train.steps=4", "train.checkpoint_every=2", "model.head.score_threshold=0.0",
+       "model.intertwiner.enabled=false"]
 CATEGORIES = [{"id": 17, "name": "lamp"}, {"id": 2, "name": "cup"}, {"id": 90, "name": "book"}]
 SIZES = [(180, 240), (320, 200), (150, 150), (97, 301), (260, 390), (200, 200)]  # (h, w)
 

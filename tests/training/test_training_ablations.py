@@ -54,6 +54,9 @@ SAME_PATH = {
     # The embedded data read through the VOC route: the same model; the route itself is
     # trained in tests/cli/test_cli_voc.py.
     "demo": ["demo_voc"],
+    # VGG-16 and ResNet-101 without FPN: under the tiny backbone the same path.
+    "baseline_r101_voc0712": ["baseline_vgg16_voc07"],
+    "internet_r101_voc0712": ["internet_vgg16_voc07"],
 }
 MEMBERS = {member: rep for rep, members in SAME_PATH.items() for member in members}
 TRAINED = [name for name in CONFIGS if name not in MEMBERS]
