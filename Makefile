@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(PY) -m internet_tf.cli.demo --model_dir runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=10 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10 tests
 
 clean:
 	rm -rf runs

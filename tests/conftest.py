@@ -2,12 +2,12 @@
 every test starts from its own fixed random state, so a test draws the same weights and
 inputs on every run whatever ran before it in the same pytest-xdist worker.
 
-Scheduling (``make test`` runs ``pytest -n 2 --dist loadgroup --no-loadscope-reorder``): a
-module whose tests share an expensive module fixture (a trained run, an export) marks itself
-``pytest.mark.xdist_group(NAME)``, so one worker runs all of them and builds the fixture once
-instead of once per worker; tests marked ``heavy`` (a minute or more: subprocess trainings,
-the two-replica process) are handed out first, then the groups, then the rest in file order,
-so that no long test starts while the other worker is running out of work."""
+Scheduling (``make test`` runs ``pytest -n 2 --dist loadfile --no-loadscope-reorder``): each
+test module runs whole on one worker, so a module fixture (a trained run, an export) is built
+once, not once per worker (``--dist loadgroup`` would group chosen modules only, but it does not
+group with pytest 9: pytest-xdist issue #1386); tests marked ``heavy`` (a minute or more:
+subprocess trainings, the two-replica process) come first in the collection, so their modules
+are handed out first, so that no long test starts while the other worker is running out of work."""
 import os
 import zlib
 
@@ -29,9 +29,4 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        if item.get_closest_marker("heavy"):
-            return 0
-        return 1 if item.get_closest_marker("xdist_group") else 2
-
-    items.sort(key=rank)  # stable: file order within each rank
+    items.sort(key=lambda item: 0 if item.get_closest_marker("heavy") else 1)  # stable

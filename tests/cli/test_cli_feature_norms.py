@@ -11,10 +11,6 @@ from PIL import Image
 from internet_tf.evaluation.feature_norms import channel_norm, row_image
 from internet_tf.training.trainer import build_trainer
 
-# Its tests share a module fixture: one pytest-xdist worker runs them all, so it is built once
-# (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("feature_norms")
-
 DATA = ["data.embedded.num_train=4", "data.embedded.num_val=3", "data.embedded.image_size=128",
         "data.embedded.num_classes=2", "model.intertwiner.enabled=false"]
 

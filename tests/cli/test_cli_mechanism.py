@@ -11,10 +11,6 @@ import tiny
 
 from internet_tf.training.trainer import build_trainer
 
-# Its tests share a module fixture: one pytest-xdist worker runs them all, so it is built once
-# (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("mechanism_cli")
-
 # Original images of 256 px fed at 128 px: areas must be scaled back by 1 / 0.5².
 DATA = ["data.embedded.num_train=4", "data.embedded.num_val=6", "data.embedded.image_size=256",
         "data.embedded.num_classes=2", "train.steps=2"]

@@ -16,10 +16,6 @@ from internet_tf.data.pipeline import resize_and_pad
 from internet_tf.export.saved_model import export
 from internet_tf.modeling.factory import build_model
 
-# Its tests share a module fixture: one pytest-xdist worker runs them all, so it is built once
-# (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("export")
-
 EVERY_SCORE = "model.head.score_threshold=0.0"  # the untrained model's low scores too
 CATS = {1: 17, 2: 4, 3: 90}
 NAMES = ["background", "lamp", "cup", "book"]

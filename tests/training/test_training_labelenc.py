@@ -11,10 +11,6 @@ import tiny
 from internet_tf.methods.labelenc.step1 import Step1Error
 from internet_tf.training.trainer import build_trainer
 
-# Its tests share a module fixture: one pytest-xdist worker runs them all, so it is built once
-# (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("step1_dir")
-
 LABELENC = ["model.intertwiner.enabled=false", "model.labelenc.enabled=true", "train.evaluate_at_end=false"]
 
 

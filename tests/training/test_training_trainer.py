@@ -9,10 +9,6 @@ import tiny
 
 from internet_tf.training.trainer import NonFiniteLossError, build_trainer
 
-# Its tests share a module fixture: one pytest-xdist worker runs them all, so it is built once
-# (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("trained_run")
-
 STEPS = 40
 
 
