@@ -48,7 +48,7 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from internet_tf.config import ConfigError, load_config  # noqa: E402
+from internet_tf.config import Config, ConfigError, load_config  # noqa: E402
 from internet_tf.files import write_atomic  # noqa: E402
 KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 RUN_REF = re.compile(r"\{run:([A-Za-z0-9_.-]+)\}")
@@ -144,13 +144,19 @@ def resolve(study: dict, seeds=None, overrides=(), only=None, out: str = ".") ->
     return plan
 
 
-def config_diff(saved, wanted, prefix: str = ""):
-    """The first dotted key where two config dicts differ, or None when equal."""
+def config_diff(saved, wanted, prefix: str = "", defaults=None):
+    """The first dotted key where two config dicts differ, or None when equal. With
+    ``defaults`` (the schema's default config dict), a key the saved config lacks is no
+    difference when the wanted value is its default: an option added after the run was
+    trained, whose default is what the code did before it existed."""
     if isinstance(saved, dict) and isinstance(wanted, dict):
+        defaults = defaults if isinstance(defaults, dict) else {}
         for key in list(wanted) + [k for k in saved if k not in wanted]:
+            if key not in saved and key in wanted and key in defaults and defaults[key] == wanted[key]:
+                continue
             if key not in saved or key not in wanted:
                 return prefix + str(key)
-            diff = config_diff(saved[key], wanted[key], f"{prefix}{key}.")
+            diff = config_diff(saved[key], wanted[key], f"{prefix}{key}.", defaults.get(key))
             if diff:
                 return diff
         return None
@@ -190,7 +196,8 @@ def check_config(run_dir: str, cfg: dict, where: str, rerun_changed: bool = Fals
     if not os.path.exists(path):
         return
     with open(path) as f:
-        diff = config_diff(relevant(yaml.safe_load(f)), relevant(yaml.safe_load(yaml.safe_dump(cfg))))
+        diff = config_diff(relevant(yaml.safe_load(f)), relevant(yaml.safe_load(yaml.safe_dump(cfg))),
+                           defaults=Config().to_dict())
     if diff is None:
         return
     if not rerun_changed:

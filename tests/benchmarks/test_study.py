@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from internet_tf.config import load_config
+from internet_tf.config import Config, load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -166,6 +166,18 @@ def test_config_diff_names_the_first_differing_key():
     b = json.loads(json.dumps(a))
     b["eval"]["max_images"] = None
     assert study.config_diff(a, b) == "eval.max_images"
+    # A run saved before an option existed: no difference while the option is at its default
+    # (what the code did before), a difference once it is not.
+    defaults = Config().to_dict()
+    assert study.config_diff(a, b, defaults=defaults) is None
+    b["eval"]["max_images"] = 5
+    assert study.config_diff(a, b, defaults=defaults) == "eval.max_images"
+    del a["data"]["voc"]
+    b = json.loads(json.dumps(a))
+    b["data"]["voc"] = dict(defaults["data"]["voc"])
+    assert study.config_diff(a, b, defaults=defaults) is None
+    b["data"]["voc"]["roots"] = ["/data/VOC2007"]
+    assert study.config_diff(a, b, defaults=defaults) == "data.voc"
 
 
 def test_options_of_a_disabled_method_do_not_make_a_run_stale():
