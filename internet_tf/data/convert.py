@@ -38,7 +38,7 @@ from PIL import Image, ImageOps
 
 from internet_tf.config import check_choice
 from internet_tf.data import voc
-from internet_tf.data.coco import DatasetError, parse_bbox, read_json
+from internet_tf.data.coco_format import DatasetError, parse_bbox, read_json
 from internet_tf.files import write_atomic, write_json_atomic
 
 JPEG_QUALITY = 95
