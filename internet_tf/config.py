@@ -131,6 +131,7 @@ class IntertwinerConfig:
     # "Where we differ from the paper's text, and why"); the paper's text is the other value.
     makeup_placement: str = "map"  # study; roi (Table 6: on each 14x14 RoI) | map (authors' code: on P_l)
     makeup_kernel: int = 3  # Table 6: 3x3
+    makeup_residual: str = "none"  # none (Table 6: the head sees unit(x)) | add (x + unit(x)) | gated (x + g*unit(x), g from 0)
     critic_hidden: int = 512
     critic_extra_conv: bool = True  # study; authors' code: a third 1x1 conv + BN + ReLU before the sigmoid
     # Reliable-set critic passes update the critic's BN moving statistics (which inference uses)?
@@ -242,6 +243,7 @@ CHOICES = {
     "model.intertwiner.merge": ("linear", "separate", "naive_add"),
     "model.intertwiner.merge_point": ("predictor", "fc1"),
     "model.intertwiner.makeup_placement": ("roi", "map"),
+    "model.intertwiner.makeup_residual": ("none", "add", "gated"),
     "model.intertwiner.loss": ("l2", "l1", "kl"),
     "model.intertwiner.reliable_source": ("p_l", "p_m", "bilinear", "generator"),
     "model.intertwiner.alignment": ("none", "ot", "ot_biased", "l2", "kl"),

@@ -1,5 +1,5 @@
 """The switches of SPEC §2 "where the paper, its tables and the authors' code disagree", each
-shown to change what it says: make-up placement, merge point, the critic's extra unit,
+shown to change what it says: make-up placement and residual form, merge point, the critic's extra unit,
 reliable-set passes and the critic's BN statistics, OT gradients into the pyramid, and the
 warm-up ramp of the extra losses."""
 import numpy as np
@@ -51,6 +51,49 @@ def test_makeup_placement_selects_where_the_conv_runs(placement):
         assert maps is out["pyramid"]
     dets = model.inference(b["images"], b["image_info"])
     assert np.isfinite(dets["detection_scores"].numpy()).all()
+
+
+@pytest.mark.parametrize("layer", [MakeUpMap, MakeUp])
+def test_makeup_residual_forms_combine_the_unit_with_its_input_as_named(layer):
+    p = {l: tf.random.normal([2, 8, 8, 4], seed=l) for l in (2, 3, 4, 5, 6)}
+    roi, levels = tf.random.normal([1, 2, 6, 6, 4], seed=7), tf.constant([[2, 4]])
+
+    def run(m):
+        return m(p, training=True)[3] if layer is MakeUpMap else m(roi, levels, training=True)
+
+    x = p[3] if layer is MakeUpMap else roi
+    forms = {r: layer(4, residual=r) for r in ("none", "add", "gated")}
+    run(forms["none"])
+    for r in ("add", "gated"):
+        run(forms[r])
+        for src, dst in zip(forms["none"].units, forms[r].units):
+            for a, b in zip(src, dst):
+                b.set_weights(a.get_weights())
+        for gate in forms[r].gates:
+            gate.assign(0.5)
+    unit = run(forms["none"]).numpy()  # Table 6: conv + BN + ReLU replaces the feature
+    assert (unit >= 0).all() and not np.allclose(unit, x.numpy())
+    np.testing.assert_allclose(run(forms["add"]).numpy(), x.numpy() + unit, atol=1e-5)
+    np.testing.assert_allclose(run(forms["gated"]).numpy(), x.numpy() + 0.5 * unit, atol=1e-5)
+    # A fresh gated unit is the identity (its gates start at 0), and its gates train.
+    fresh = layer(4, residual="gated")
+    with tf.GradientTape() as tape:
+        out = run(fresh)
+        loss = tf.reduce_sum(out * tf.random.normal(out.shape, seed=3))
+    np.testing.assert_allclose(out.numpy(), x.numpy(), atol=1e-6)
+    grads = tape.gradient(loss, fresh.gates)
+    assert len(fresh.gates) == 4 and any(g is not None and float(tf.abs(g)) > 0 for g in grads)
+
+
+def test_makeup_residual_reaches_the_model_and_is_checked():
+    model = tiny_model(IT + "makeup_residual=gated")
+    assert len(model.intertwiner.make_up.gates) == 4
+    b = batch()
+    out = model.train_outputs(b, training=False)
+    maps = model.intertwiner.head_maps(out["pyramid"])
+    np.testing.assert_allclose(maps[2].numpy(), out["pyramid"][2].numpy(), atol=1e-6)  # g = 0 at start
+    with pytest.raises(Exception, match="makeup_residual"):
+        MakeUpMap(4, residual="sum")
 
 
 def _predictor_input_by_hand(model, b, point):

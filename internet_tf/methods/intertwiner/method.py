@@ -37,7 +37,8 @@ class Intertwiner(TrainingMethod):
         self.strides = backbone_strides(cfg.backbone)  # {level: stride} (VGG-16: 16-128, not 2**l)
         self.on_map = it.makeup_placement == "map"
         make_up = MakeUpMap if self.on_map else MakeUp
-        self.make_up = make_up(cfg.fpn_channels, shared=it.makeup_shared, kernel_size=it.makeup_kernel)
+        self.make_up = make_up(cfg.fpn_channels, shared=it.makeup_shared, kernel_size=it.makeup_kernel,
+                               residual=it.makeup_residual)
         self.critic = Critic(it.critic_hidden, cfg.head.fc_dim, extra_conv=it.critic_extra_conv)
         b = it.buffer
         self.buffer = ClassBuffer(num_classes, cfg.head.fc_dim, mode=b.mode, decay=b.decay,
