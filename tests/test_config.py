@@ -110,3 +110,18 @@ def test_layers_check_their_string_option_against_the_one_table():
     for key, call in calls.items():
         with pytest.raises(ConfigError, match=rf"'{key}' must be one of {re.escape(str(CHOICES[key]))}"):
             call()
+
+
+def test_auto_true_false_options_take_yaml_booleans_or_strings(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  jit_compile: true\n  steps: 3\neval:\n  jit_compile: no\n")
+    cfg = load_config(str(path))
+    assert (cfg.train.jit_compile, cfg.eval.jit_compile) == ("true", "false")
+    assert load_config(None, ["train.jit_compile=auto", "train.steps=3"]).train.jit_compile == "auto"
+    with pytest.raises(ConfigError, match="'train.jit_compile' must be one of"):
+        load_config(None, ["train.jit_compile=sometimes", "train.steps=3"])
+    with pytest.raises(ConfigError, match="'train.mixed_precision' must be one of"):
+        load_config(None, ["train.mixed_precision=float8", "train.steps=3"])
+    # A boolean is still refused where the choices are not auto/true/false.
+    with pytest.raises(ConfigError, match="'model.intertwiner.merge' must be a string"):
+        load_config(None, ["model.intertwiner.merge=true", "train.steps=3"])

@@ -39,6 +39,8 @@ def _check_value(key: str, annotation: Any, value: Any) -> Any:
             raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
         return value
     if annotation in ("str", str):
+        if isinstance(value, bool) and "true" in CHOICES.get(key, ()):  # auto | true | false options
+            value = "true" if value else "false"
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
         if key in CHOICES and value not in CHOICES[key]:

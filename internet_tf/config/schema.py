@@ -199,12 +199,18 @@ class TrainConfig:
     keep_checkpoints: int = 3
     summary_every: int = 20
     evaluate_at_end: bool = True
+    # Issue 11: Keras mixed-precision policy of the layers (variables stay float32; float16
+    # adds a loss-scale optimizer); XLA for the train step (auto: on where it compiles).
+    mixed_precision: str = "none"  # none | float16 | bfloat16
+    jit_compile: str = "false"  # auto | true | false (YAML booleans accepted)
+    log_every: int = 20  # with stdout not a terminal: one plain progress line every N steps
 
 
 @dataclass
 class EvalConfig:
     batch_size: int = 8
     max_images: Optional[int] = None
+    jit_compile: str = "false"  # auto | true | false: XLA for the inference function
 
 
 @dataclass
@@ -240,6 +246,9 @@ CHOICES = {
     "model.intertwiner.reliable_source": ("p_l", "p_m", "bilinear", "generator"),
     "model.intertwiner.alignment": ("none", "ot", "ot_biased", "l2", "kl"),
     "model.intertwiner.buffer.mode": ("all", "decay", "window"),
+    "train.mixed_precision": ("none", "float16", "bfloat16"),
+    "train.jit_compile": ("auto", "true", "false"),
+    "eval.jit_compile": ("auto", "true", "false"),
 }
 
 
