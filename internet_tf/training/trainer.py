@@ -1,6 +1,7 @@
 """The training loop (SPEC §5): one traced ``tf.function`` step over the strategy's
 replicas, global-norm clipping, ``tf.train.CheckpointManager`` checkpoints (resume on
-rerun), TensorBoard scalars and class-buffer histograms, a progress bar with ETA, and a
+rerun), TensorBoard scalars and class-buffer histograms, progress with ETA (a bar on a
+terminal, plain lines elsewhere: ``training/progress.py``), and a
 stop on non-finite losses. Only the chief writes into ``model_dir``.
 
 Checkpoints are crash-safe: TF writes a checkpoint's files first and then replaces the
@@ -21,6 +22,7 @@ from internet_tf.config import Config
 from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, load_datasets
 from internet_tf.run_dir import latest_checkpoint, write_run
 from internet_tf.training import distribute, optim
+from internet_tf.training.progress import Progress
 from internet_tf.training.step import build_train_step
 
 
@@ -98,9 +100,8 @@ class Trainer:
         step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy)
         writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief
                   else tf.summary.create_noop_writer())
-        progbar = keras.utils.Progbar(self.total_steps, stateful_metrics=["loss", "lr"], unit_name="step",
-                                       interval=1.0)
-        progbar.update(start)
+        progress = Progress(self.total_steps, start_step=start, images_per_step=cfg.train.batch_size,
+                            every=cfg.train.log_every)
         last = {}
         t_window, n_window = time.time(), 0
         iterator = iter(dataset)
@@ -119,7 +120,7 @@ class Trainer:
                     f"({', '.join(f'{k}={values[k]}' for k in bad)}). The last good checkpoint "
                     f"{self.manager.latest_checkpoint} is kept.")
             n_window += 1
-            progbar.update(step, [("loss", values["loss/total"]), ("lr", values["lr"])])
+            progress.update(step, values["loss/total"], values["lr"])
             if step % cfg.train.summary_every == 0 or step == self.total_steps:
                 elapsed = time.time() - t_window
                 values["images_per_second"] = n_window * cfg.train.batch_size / max(elapsed, 1e-9)

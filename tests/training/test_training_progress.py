@@ -1,0 +1,78 @@
+"""training/progress.py (issue 11 "Logs a user can read"): plain lines when the stream is not
+a terminal, Keras' Progbar when it is; the line format, images/s and ETA arithmetic."""
+import io
+
+import pytest
+
+from internet_tf.training.progress import Progress, format_duration, format_number
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def run(progress, clock, steps, seconds_per_step, loss=1.5, lr=0.02):
+    lines = []
+    for step in steps:
+        clock.now += seconds_per_step(step)
+        lines.append(progress.update(step, loss, lr))
+    return lines
+
+
+def test_piped_stream_gets_one_plain_line_every_n_steps_and_first_and_last():
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(50, images_per_step=8, every=20, stream=out, clock=clock)
+    assert not progress.interactive  # a StringIO is not a terminal
+    # The first step takes 12 s (tracing), every later one 0.5 s: 16 img/s.
+    lines = run(progress, clock, range(1, 51), lambda s: 12.0 if s == 1 else 0.5)
+    written = out.getvalue().splitlines()
+    assert [l for l in lines if l] == written
+    assert written == [
+        "step 1/50  loss 1.5000  lr 0.0200  first step 12.0s (incl. tracing)",
+        "step 20/50  loss 1.5000  lr 0.0200  16.0 img/s  ETA 15s",
+        "step 40/50  loss 1.5000  lr 0.0200  16.0 img/s  ETA 5s",
+        "step 50/50  loss 1.5000  lr 0.0200  16.0 img/s  took 36s",
+    ]
+    assert "\r" not in out.getvalue() and "\b" not in out.getvalue()
+
+
+def test_rate_is_measured_since_the_previous_line_and_a_resumed_run_starts_at_its_step():
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(1000, start_step=400, images_per_step=2, every=100, stream=out, clock=clock)
+    # Steps before 500 take 1 s, later ones 4 s: the line at 600 shows the later pace only.
+    lines = run(progress, clock, range(401, 601), lambda s: 1.0 if s <= 500 else 4.0, loss=2e-5, lr=0.0)
+    lines = [l for l in lines if l]
+    assert lines[0].startswith("step 401/1000  loss 2.000e-05  lr 0.0000  first step 1.0s")
+    assert lines[1] == "step 500/1000  loss 2.000e-05  lr 0.0000  2.0 img/s  ETA 8m20s"
+    assert lines[2] == "step 600/1000  loss 2.000e-05  lr 0.0000  0.50 img/s  ETA 26m40s"
+    assert len(lines) == 3
+
+
+def test_terminal_stream_keeps_the_keras_progress_bar():
+    clock, out = FakeClock(), Terminal()
+    progress = Progress(5, images_per_step=1, every=1, stream=out, clock=clock)
+    assert progress.interactive
+    assert run(progress, clock, range(1, 6), lambda s: 1.0) == [None] * 5
+    text = out.getvalue()
+    assert "5/5" in text and "loss: 1.5000" in text and "lr: 0.0200" in text
+    assert "img/s" not in text  # not the plain format
+    # The mode can be forced either way, whatever the stream.
+    assert not Progress(5, images_per_step=1, stream=Terminal(), interactive=False).interactive
+
+
+def test_formats():
+    assert [format_duration(s) for s in (0, 44.6, 60, 192, 3599, 3600, 3 * 3600 + 5 * 60 + 59)] == \
+        ["0s", "45s", "1m00s", "3m12s", "59m59s", "1h00m", "3h05m"]
+    assert [format_number(x) for x in (0.02, 1.23456, 0.0, 0.0004, 12345.0)] == \
+        ["0.0200", "1.2346", "0.0000", "4.000e-04", "1.234e+04"]
+    with pytest.raises(ValueError, match="every"):
+        Progress(10, images_per_step=8, every=0)
