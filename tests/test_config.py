@@ -1,4 +1,5 @@
 """Config schema: YAML loading, base chains, validation naming the key, overrides."""
+import os
 import re
 
 import pytest
@@ -125,3 +126,103 @@ def test_auto_true_false_options_take_yaml_booleans_or_strings(tmp_path):
     # A boolean is still refused where the choices are not auto/true/false.
     with pytest.raises(ConfigError, match="'model.intertwiner.merge' must be a string"):
         load_config(None, ["model.intertwiner.merge=true", "train.steps=3"])
+
+
+# -- issue 11: nonsensical numbers are refused, naming the key -------------------------------
+
+def _outside(allowed):
+    """Values just outside a Range (ints where the bound is an int, so type checks pass)."""
+    from internet_tf.config.validation import Range
+
+    assert isinstance(allowed, Range)
+    values = []
+    if allowed.low is not None:
+        values.append(allowed.low if allowed.low_open else allowed.low - 1)
+    if allowed.high is not None:
+        values.append(allowed.high if allowed.high_open else allowed.high + 1)
+    return values
+
+
+def _range_cases():
+    from internet_tf.config.validation import RANGES
+
+    return [(key, value) for key, allowed in RANGES.items() for value in _outside(allowed)]
+
+
+@pytest.mark.parametrize("key, value", _range_cases())
+def test_every_range_rule_refuses_a_number_outside_it_naming_the_key(key, value):
+    from internet_tf.config.validation import value_at
+
+    default = value_at(Config(), key)
+    bad = [value] if isinstance(default, list) else value
+    with pytest.raises(ConfigError, match=rf"config key '{re.escape(key)}'.* got {re.escape(repr(bad))}"):
+        load_config(None, [f"{key}={bad}"])
+
+
+def test_the_range_table_names_real_keys_and_the_defaults_lie_inside():
+    from internet_tf.config.validation import RANGES, check_ranges, value_at
+
+    for key in RANGES:
+        value_at(Config(), key)  # an AttributeError would name a key the schema lacks
+    check_ranges(Config())
+    # The keys that issue 11 names are all in the table.
+    for key in ("train.steps", "train.epochs", "train.batch_size", "eval.batch_size", "train.learning_rate",
+                "train.base_learning_rate", "train.base_batch_size", "model.image_size", "train.checkpoint_every",
+                "train.summary_every", "train.log_every", "train.keep_checkpoints", "train.weight_decay",
+                "train.warmup_steps", "train.momentum", "train.lr_drop_factor", "train.clip_norm",
+                "eval.max_images", "data.max_instances", "model.rpn.num_samples", "model.roi.num_samples",
+                "model.rpn.pre_nms_topk_train", "model.rpn.post_nms_topk_test", "model.head.fc_dim",
+                "model.fpn_channels"):
+        assert key in RANGES, key
+
+
+@pytest.mark.parametrize("allowed, inside, outside", [
+    ("POSITIVE", [1e-9, 3], [0, -1]),
+    ("AT_LEAST_1", [1, 7], [0, -3]),
+    ("NON_NEGATIVE", [0, 0.5], [-1e-9]),
+    ("FRACTION", [1e-6, 1], [0, 1.01]),
+    ("UNIT", [0, 1], [-0.1, 1.1]),
+    ("BELOW_1", [0, 0.999], [1, -0.1]),
+])
+def test_range_bounds(allowed, inside, outside):
+    from internet_tf.config import validation
+
+    rule = getattr(validation, allowed)
+    assert all(v in rule for v in inside) and not any(v in rule for v in outside)
+    assert True not in rule and "1" not in rule and float("nan") not in rule
+
+
+def test_optional_numbers_unset_are_not_checked_and_lists_are_checked_entry_by_entry():
+    cfg = load_config(None, ["train.learning_rate=null", "train.clip_norm=null", "eval.max_images=null",
+                             "train.steps=5", "train.epochs=null"])
+    assert cfg.train.learning_rate is None and cfg.train.clip_norm is None and cfg.train.epochs is None
+    with pytest.raises(ConfigError, match=r"'model\.rpn\.anchor_sizes': every entry must be a number > 0"):
+        load_config(None, ["model.rpn.anchor_sizes=[32, 64, 0, 256, 512]"])
+    with pytest.raises(ConfigError, match=r"'train\.lr_drop_steps': every entry"):
+        load_config(None, ["train.lr_drop_steps=[100, oops]"])
+
+
+def test_new_cross_field_number_checks():
+    with pytest.raises(ConfigError, match=r"'model\.rpn\.neg_iou' \(0\.8\) must not exceed 'model\.rpn\.pos_iou'"):
+        load_config(None, ["model.rpn.neg_iou=0.8"])
+    with pytest.raises(ConfigError, match=r"'model\.roi\.bg_iou_low' \(0\.6\) must not exceed"):
+        load_config(None, ["model.roi.bg_iou_low=0.6"])
+    with pytest.raises(ConfigError, match=r"'model\.intertwiner\.makeup_kernel' must be odd, got 4"):
+        load_config(None, ["model.intertwiner.makeup_kernel=4"])
+    with pytest.raises(ConfigError, match=r"'model\.image_size' must be a positive multiple of 64, got 100"):
+        load_config(None, ["model.image_size=100"])
+
+
+def test_cache_images_is_a_data_key():
+    assert Config().data.cache_images is False
+    assert load_config(None, ["data.cache_images=true"]).data.cache_images is True
+    with pytest.raises(ConfigError, match=r"'data\.cache_images' must be true or false"):
+        load_config(None, ["data.cache_images=3"])
+
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(CONFIGS) if n.endswith(".yaml")))
+def test_every_shipped_config_passes_the_range_checks(name):
+    load_config(os.path.join(CONFIGS, name))

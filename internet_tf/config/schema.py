@@ -48,6 +48,10 @@ class DataConfig:
     flip: bool = True
     shuffle_buffer: int = 1000
     verify_images: str = "header"  # header | full | none
+    # Issue 11: keep the decoded training images in memory after the first epoch (before the
+    # resize and the random flip; the per-epoch shuffle still shuffles). For small datasets:
+    # it holds every training image as uint8 at its own size (height × width × 3 bytes).
+    cache_images: bool = False
 
 
 @dataclass
