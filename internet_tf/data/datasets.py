@@ -101,7 +101,8 @@ def train_dataset(bundle: DatasetBundle, cfg: Config, start_step: int = 0, batch
         bundle.train, image_size=cfg.model.image_size, batch_size=batch_size,
         max_instances=cfg.data.max_instances, training=True, flip=cfg.data.flip,
         shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.seed,
-        skip_examples=start_step * cfg.train.batch_size, shard=shard)
+        skip_examples=start_step * cfg.train.batch_size, shard=shard,
+        cache_images=cfg.data.cache_images)
 
 
 def distributed_train_dataset(bundle: DatasetBundle, cfg: Config, strategy, start_step: int = 0):
@@ -117,7 +118,12 @@ def distributed_train_dataset(bundle: DatasetBundle, cfg: Config, strategy, star
         return train_dataset(bundle, cfg, start_step, context.get_per_replica_batch_size(global_batch),
                              shard=(context.num_input_pipelines, context.input_pipeline_id))
 
-    return strategy.distribute_datasets_from_function(make)
+    dataset = strategy.distribute_datasets_from_function(make)
+    if isinstance(dataset, tf.data.Dataset):
+        # The default strategy hands the dataset back as it is; a real one prefetches to its
+        # replicas' devices itself. Here a visible GPU gets the batches ahead into its memory.
+        dataset = pipeline.to_accelerator(dataset)
+    return dataset
 
 
 def eval_dataset(bundle: DatasetBundle, cfg: Config):

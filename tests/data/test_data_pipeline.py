@@ -193,3 +193,41 @@ def test_image_ids_must_travel_exactly_in_float32(make_dataset, image_id, ok):
     else:
         with pytest.raises(DatasetError, match=r"image ids must lie in \[0, 2\*\*24\]"):
             build_dataset(index, image_size=64, batch_size=1, training=False)
+
+
+def test_image_cache_gives_the_uncached_stream_and_reshuffles_each_epoch(make_dataset):
+    """data.cache_images (issue 11): the decoded images are cached before the shuffle and
+    the flip, so the seeded stream is the uncached one, element for element (a new order
+    and new flips every epoch), and after the first epoch it no longer reads the files."""
+    index = many_images(make_dataset, 6, training=True)
+
+    def batches(cache_images):
+        ds = build_dataset(index, image_size=32, batch_size=2, max_instances=2, training=True, seed=5,
+                           cache_images=cache_images)
+        return iter(ds)
+
+    plain = [{k: v.numpy() for k, v in b.items()} for b, _ in zip(batches(False), range(9))]
+    cached_stream = batches(True)
+    cached = [{k: v.numpy() for k, v in next(cached_stream).items()}]
+    for record in index.records:  # every image is decoded once the shuffle buffer is full
+        os.remove(record["path"])
+    cached += [{k: v.numpy() for k, v in b.items()} for b, _ in zip(cached_stream, range(8))]
+    for a, b in zip(plain, cached):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    epochs = [np.concatenate([b["image_info"][:, 3] for b in cached[i:i + 3]]) for i in (0, 3, 6)]
+    assert all(sorted(e) == list(range(100, 106)) for e in epochs)
+    assert not np.array_equal(epochs[0], epochs[1]) or not np.array_equal(epochs[1], epochs[2])
+    boxes = {}  # each image's first box per epoch: some image is flipped in one epoch only
+    for b in cached:
+        for image_id, box in zip(b["image_info"][:, 3], b["gt_boxes"][:, 0]):
+            boxes.setdefault(int(image_id), set()).add(tuple(np.round(box, 3)))
+    assert any(len(v) == 2 for v in boxes.values())
+
+
+def test_to_accelerator_on_a_cpu_only_machine_is_the_dataset_itself():
+    from internet_tf.data.pipeline import to_accelerator
+
+    assert not tf.config.list_logical_devices("GPU")
+    ds = tf.data.Dataset.range(3).prefetch(tf.data.AUTOTUNE)
+    assert to_accelerator(ds) is ds
