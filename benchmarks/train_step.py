@@ -1,9 +1,13 @@
-"""Measures the training step: median step time, images/s and peak RSS (issue: speed goals).
+"""Measures the training step: median step time, images/s, peak RSS, and how far the step is
+from the machine's limit (issue 11).
 
     python benchmarks/train_step.py --config configs/baseline_r50_fpn_coco.yaml \
         --override train.batch_size=1 --override model.backbone_weights=none
     python benchmarks/train_step.py --config configs/internet_r50_fpn_coco.yaml --internet_ratio \
-        --override train.batch_size=1 --override model.backbone_weights=none
+        --override train.batch_size=1 --override model.backbone_weights=none --noreference
+    python benchmarks/train_step.py --config configs/internet_r50_fpn_coco.yaml --internet_ratio \
+        --override train.batch_size=8 --override model.backbone_weights=none \
+        --override train.mixed_precision=bfloat16 --override train.jit_compile=true
 
     python benchmarks/train_step.py --config configs/demo.yaml --replicas 2 --noreference
     python benchmarks/train_step.py --config configs/baseline_r50_fpn_coco.yaml --method_ratio labelenc_step2 \
@@ -14,16 +18,31 @@ graph, shapes and losses are exactly the training ones. Prints one line per sett
 ``--replicas N`` splits the CPU into N logical devices and runs the step under a
 MirroredStrategy over them (the global batch split N ways); ``benchmarks/replicas.py``
 compares 1 and 2.
+
+Against the limit (``--flops``, on by default; one replica only), printed in the same run
+for every model timed:
+- forward FLOPs of the model's training graph (``train_losses``: backbone to losses, the
+  training-time methods included), counted by ``tf.compat.v1.profiler`` on the traced graph;
+  a multiply-add counts as 2 FLOPs; products whose row count is only known at run time (the
+  intertwiner's reliable sets) are counted from one run (``common.forward_flops``);
+- achieved GFLOP/s = 3 × forward FLOPs / median step time (the usual convention: the
+  backward pass costs twice the forward). The step graph's own count of forward + backward
+  (Conv2DBackprop* included; frozen layers take no weight gradient) is printed beside it;
+- the machine's ceiling for the step's dtype (``train.mixed_precision``: float32, bfloat16
+  or float16): a chain of 2048×2048 matrix products, best of ``--ceiling_iters`` after
+  warm-up; a 3×3 256→256 convolution at 128² is printed for comparison;
+- achieved / ceiling, one number per model.
 """
 from __future__ import annotations
 
+import importlib
 import statistics
-import time
 
 from absl import app, flags
 
-import internet_tf.cli  # noqa: F401  (quiets TF's C++ logging)
-from common import peak_rss_mib
+importlib.import_module("internet_tf.cli")  # quiets TF's C++ logging; before TF loads
+from common import (compute_dtype, conv_gflops, describe, forward_flops, matmul_gflops, peak_rss_mib,
+                    prepare, step_graph_flops, timed)
 from internet_tf.cli.common import define_config_flags, load_flags_config
 
 define_config_flags(model_dir_required=False)
@@ -38,39 +57,11 @@ flags.DEFINE_bool("reference", True, "Also time a plain Keras ResNet-50 train st
                   "input size and batch, to calibrate against the machine's load.")
 flags.DEFINE_integer("replicas", 1, "MirroredStrategy over this many logical CPU devices "
                      "(1: no strategy).")
+flags.DEFINE_bool("flops", True, "Count each model's forward FLOPs, measure the machine's matrix-"
+                  "product ceiling for the step's dtype and print achieved / ceiling (one replica).")
+flags.DEFINE_integer("matmul_size", 2048, "Side of the square matrices of the ceiling.")
+flags.DEFINE_integer("ceiling_iters", 10, "Timed calls of the ceiling's products (best of).")
 FLAGS = flags.FLAGS
-
-
-def prepare(cfg, num_classes: int, strategy=None):
-    """Builds model + optimizer of ``cfg`` and traces its train step; returns (step, seconds)."""
-    from internet_tf.data.synthetic import synthetic_batch
-    from internet_tf.training.distribute import split_batch
-    from internet_tf.training.optim import build_model_and_optimizer
-    from internet_tf.training.step import build_train_step
-
-    import tensorflow as tf
-
-    strategy = strategy or tf.distribute.get_strategy()
-    model, optimizer = build_model_and_optimizer(cfg, num_classes, 1000, strategy)
-    batch = synthetic_batch(cfg.train.batch_size, cfg.model.image_size, cfg.data.max_instances, num_classes)
-    batch = split_batch(strategy, batch)
-    train_step = build_train_step(model, optimizer, cfg.train.clip_norm, strategy)
-
-    def step():
-        return float(train_step(batch)["loss/total"])
-
-    t0 = time.perf_counter()
-    step()
-    return step, time.perf_counter() - t0
-
-
-def timed(step, n: int) -> list:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def keras_resnet50_reference(cfg, warmup: int, iters: int) -> float:
@@ -92,12 +83,7 @@ def keras_resnet50_reference(cfg, warmup: int, iters: int) -> float:
 
     for _ in range(warmup + 1):
         step(x).numpy()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        step(x).numpy()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(timed(lambda: step(x).numpy(), iters))
 
 
 # --method_ratio: the method's overrides on top of the plain baseline. Step 2 is timed from
@@ -110,9 +96,41 @@ METHODS = {
 }
 
 
-def describe(cfg) -> str:
-    m = cfg.model
-    return f"{m.backbone}-FPN {m.image_size}px batch {cfg.train.batch_size}"
+def policy_note(cfg, model) -> str:
+    """A line when the model does not run the policy ``train.mixed_precision`` asks for."""
+    want = getattr(cfg.train, "mixed_precision", "none")
+    got = model.dtype_policy.name
+    if want != "none" and want not in got:
+        return f"note: train.mixed_precision={want} but the built model's dtype policy is {got}"
+    return ""
+
+
+def limit_report(cfg, models: dict, medians: dict) -> None:
+    """Prints forward FLOPs, achieved GFLOP/s and achieved / ceiling for each timed model."""
+    dtype = compute_dtype(cfg)
+    print("FLOPs: tf.compat.v1.profiler on the traced graph, a multiply-add = 2 FLOPs; "
+          "achieved = 3 × forward FLOPs / median step (fwd + bwd ≈ 3 × fwd)")
+    achieved = {}
+    for name, parts in models.items():
+        note = policy_note(cfg, parts["model"])
+        if note:
+            print(note)
+        fwd = forward_flops(parts["model"], parts["batch"])
+        graph = step_graph_flops(parts["train_step"], parts["batch"])
+        types = fwd["by_type"]
+        other = fwd["static"] - types.get("Conv2D", 0) - types.get("MatMul", 0)
+        achieved[name] = 3 * fwd["total"] / medians[name] / 1e9
+        print(f"{name}: forward {fwd['total'] / 1e9:.2f} GFLOP (Conv2D {types.get('Conv2D', 0) / 1e9:.2f}, "
+              f"MatMul {types.get('MatMul', 0) / 1e9:.2f}, other {other / 1e9:.2f}, counted at run time "
+              f"{fwd['dynamic'] / 1e9:.2f} in {fwd['dynamic_ops']} ops); step graph fwd+bwd "
+              f"{graph / 1e9:.1f} GFLOP ({graph / fwd['static']:.2f} × its static forward); "
+              f"achieved {achieved[name]:.1f} GFLOP/s")
+    matmul = matmul_gflops(dtype, FLAGS.matmul_size, FLAGS.ceiling_iters)
+    conv = conv_gflops(dtype, cfg.train.batch_size, iters=FLAGS.ceiling_iters)
+    n = FLAGS.matmul_size
+    print(f"ceiling ({dtype}): matmul {n}×{n} {matmul:.1f} GFLOP/s (best of {FLAGS.ceiling_iters}); "
+          f"3×3 conv 256→256 at 128² batch {cfg.train.batch_size}: {conv:.1f} GFLOP/s")
+    print("achieved / matmul ceiling: " + ", ".join(f"{name} {a / matmul:.2f}" for name, a in achieved.items()))
 
 
 def main(argv):
@@ -128,32 +146,35 @@ def main(argv):
 
             split_cpu(FLAGS.replicas)
             strategy = make_strategy("mirrored")
-        step, trace = prepare(cfg, FLAGS.num_classes, strategy)
+        step, trace, parts = prepare(cfg, FLAGS.num_classes, strategy)
         timed(step, FLAGS.warmup)
         median = statistics.median(timed(step, FLAGS.iters))
         print(f"{describe(cfg)}, {FLAGS.replicas} replica(s): median step {median:.3f} s over {FLAGS.iters} steps, "
               f"{cfg.train.batch_size / median:.2f} images/s, peak RSS {peak_rss_mib():.0f} MiB "
               f"(first step incl. tracing {trace:.1f} s)")
+        models, medians = {"model": parts}, {"model": median}
     else:
-        # Baseline and InterNet built in one process and timed in alternating rounds, so a
+        # Baseline and the method built in one process and timed in alternating rounds, so a
         # change of machine load hits both alike.
         off = ["model.intertwiner.enabled=false", "model.labelenc.enabled=false"]
         label, on = METHODS[method]
-        steps = {}
+        steps, models = {}, {}
         for name, overrides in (("baseline", off), (label, off + on)):
-            steps[name] = prepare(copy_config(cfg, overrides), FLAGS.num_classes)[0]
+            steps[name], _, models[name] = prepare(copy_config(cfg, overrides), FLAGS.num_classes)
             timed(steps[name], FLAGS.warmup)
         times = {name: [] for name in steps}
         for _ in range(FLAGS.iters):
             for name, step in steps.items():
                 times[name] += timed(step, 1)
-        med = {name: statistics.median(t) for name, t in times.items()}
-        median = med["baseline"]
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        median = medians["baseline"]
         for name in steps:
-            print(f"{describe(cfg)} {name}: median step {med[name]:.3f} s over {FLAGS.iters} steps, "
-                  f"{cfg.train.batch_size / med[name]:.2f} images/s")
-        print(f"{label} / baseline step time: {med[label] / med['baseline']:.3f} "
+            print(f"{describe(cfg)} {name}: median step {medians[name]:.3f} s over {FLAGS.iters} steps, "
+                  f"{cfg.train.batch_size / medians[name]:.2f} images/s")
+        print(f"{label} / baseline step time: {medians[label] / medians['baseline']:.3f} "
               f"(peak RSS {peak_rss_mib():.0f} MiB)")
+    if FLAGS.flops and FLAGS.replicas == 1:
+        limit_report(cfg, models, medians)
     if FLAGS.reference:
         ref = keras_resnet50_reference(cfg, FLAGS.warmup, FLAGS.iters)
         print(f"reference: Keras ResNet-50 alone, same input and batch: median step {ref:.3f} s "
