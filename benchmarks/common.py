@@ -183,9 +183,24 @@ def forward_flops(model, batch) -> dict:
 def step_graph_flops(train_step, batch) -> int:
     """FLOPs counted directly in the traced train step (forward, backward — Conv2DBackprop*
     included — and gradient clipping; static shapes only; the optimizer's update sits in a
-    ``tf.cond`` branch and is not counted). ``train_step`` is the ``tf.function``; an already
-    traced one is not traced again."""
-    return graph_flops(train_step.get_concrete_function(batch).graph)[0]
+    ``tf.cond`` branch and is not counted). ``train_step`` is what ``build_step`` returned: a
+    ``tf.function`` or the package's XLA wrapper (``training/jit.py``) around the one it runs;
+    an already traced function is not traced again."""
+    fn = getattr(train_step, "fn", None) or getattr(train_step, "plain", None) or train_step
+    return graph_flops(fn.get_concrete_function(batch).graph)[0]
+
+
+def xla_note(cfg, train_step) -> str:
+    """Whether the step runs under XLA, when ``train.jit_compile`` asked for it (after the
+    first call; the package's wrapper knows, ``training/jit.py``)."""
+    mode = getattr(cfg.train, "jit_compile", "false")
+    if mode == "false":
+        return ""
+    used = getattr(train_step, "uses_xla", None)
+    if used is None:
+        return f"train.jit_compile={mode}: this package's train step does not say whether XLA is used"
+    reason = getattr(train_step, "reason", None)
+    return f"train.jit_compile={mode}: XLA " + ("used" if used else f"not used ({reason})")
 
 
 # -- the machine's ceiling --------------------------------------------------------------------

@@ -42,7 +42,7 @@ from absl import app, flags
 
 importlib.import_module("internet_tf.cli")  # quiets TF's C++ logging; before TF loads
 from common import (compute_dtype, conv_gflops, describe, forward_flops, matmul_gflops, peak_rss_mib,
-                    prepare, step_graph_flops, timed)
+                    prepare, step_graph_flops, timed, xla_note)
 from internet_tf.cli.common import define_config_flags, load_flags_config
 
 define_config_flags(model_dir_required=False)
@@ -112,9 +112,6 @@ def limit_report(cfg, models: dict, medians: dict) -> None:
           "achieved = 3 × forward FLOPs / median step (fwd + bwd ≈ 3 × fwd)")
     achieved = {}
     for name, parts in models.items():
-        note = policy_note(cfg, parts["model"])
-        if note:
-            print(note)
         fwd = forward_flops(parts["model"], parts["batch"])
         graph = step_graph_flops(parts["train_step"], parts["batch"])
         types = fwd["by_type"]
@@ -173,6 +170,10 @@ def main(argv):
                   f"{cfg.train.batch_size / medians[name]:.2f} images/s")
         print(f"{label} / baseline step time: {medians[label] / medians['baseline']:.3f} "
               f"(peak RSS {peak_rss_mib():.0f} MiB)")
+    for name, parts in models.items():
+        for note in (policy_note(cfg, parts["model"]), xla_note(cfg, parts["train_step"])):
+            if note:
+                print(f"{name}: {note}")
     if FLAGS.flops and FLAGS.replicas == 1:
         limit_report(cfg, models, medians)
     if FLAGS.reference:
