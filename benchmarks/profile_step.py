@@ -64,7 +64,8 @@ STAGE_PATCHES = [
 ]
 
 # Stage scope -> label, in the order of the step. Scopes named by Keras layers and by
-# STAGE_PATCHES; tf.linalg.global_norm / tf.clip_by_global_norm name their own.
+# STAGE_PATCHES; tf.linalg.global_norm / tf.clip_by_global_norm and Keras' SGD (in the
+# step's tf.cond branch) name their own.
 STAGES = {
     "backbone": "backbone",
     "fpn": "FPN",
@@ -91,11 +92,13 @@ STAGES = {
     "intertwiner_losses": "intertwiner, other",
     "global_norm": "gradient norm + clip",
     "clip_by_global_norm": "gradient norm + clip",
+    "gradient_sums": "gradient sums (AddN over a tensor's uses)",
+    "sgd": "optimizer update (SGD)",
 }
 OTHER = "other (no stage scope)"
 # Ops that run in no stage scope (bodies of while loops, cond branches) placed by their type.
 TYPE_STAGES = {"NonMaxSuppressionV3": "proposals", "NonMaxSuppressionV4": "proposals",
-               "NonMaxSuppressionV5": "proposals"}
+               "NonMaxSuppressionV5": "proposals", "AddN": "gradient_sums"}
 # Container ops whose kernel time covers the ops they run (counted on their own).
 CONTAINERS = {"While", "StatelessWhile", "If", "StatelessIf", "PartitionedCall",
               "StatefulPartitionedCall", "Case", "StatelessCase"}

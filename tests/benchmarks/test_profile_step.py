@@ -27,6 +27,8 @@ def test_stage_of_names():
                     "NonMaxSuppressionV3")[0] == "proposals"
     assert stage_of("NonMaxSuppressionV3", "NonMaxSuppressionV3") == ("proposals", False)
     assert stage_of("while/body/_3/Add", "AddV2") == (profile_step.OTHER, False)
+    assert stage_of("cond/then/_40/cond/sgd/Mul_172", "Mul") == ("sgd", False)
+    assert stage_of("AddN_11", "AddN") == ("gradient_sums", False)
 
 
 def test_op_event_and_stage_table():
