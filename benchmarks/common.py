@@ -8,8 +8,9 @@
   element; element-wise ops 1 per element); ``forward_flops`` counts the forward pass of a
   detector's training graph, adding the convolutions and matrix products whose row count is
   only known at run time (the intertwiner's reliable sets) from one run of that graph.
-- The machine's ceiling: ``matmul_gflops`` (a chain of n×n matrix products in one
-  ``tf.function``, best of N) and ``conv_gflops`` (one 3×3 convolution of FPN width).
+- The machine's ceiling: ``MatmulCeiling`` (a chain of n×n matrix products in one
+  ``tf.function``, timed call by call, between other timings too) and ``conv_gflops`` (one
+  3×3 convolution of FPN width, best of N).
 """
 from __future__ import annotations
 
@@ -207,42 +208,52 @@ def xla_note(cfg, train_step) -> str:
 def _best_rate(fn, args, flops_per_call: float, iters: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn(*args).numpy()
-    best = float("inf")
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn(*args).numpy()
-        best = min(best, time.perf_counter() - t0)
+    best = min(_seconds(fn, args) for _ in range(iters))
     return flops_per_call / best / 1e9
 
 
-def matmul_gflops(dtype: str = "float32", n: int = 2048, iters: int = 10, min_seconds: float = 0.05) -> float:
-    """The machine's matrix-product rate in GFLOP/s (2·n³ per n×n product), best of ``iters``.
+def _seconds(fn, args) -> float:
+    t0 = time.perf_counter()
+    fn(*args).numpy()
+    return time.perf_counter() - t0
+
+
+class MatmulCeiling:
+    """The machine's matrix-product rate for ``dtype``: 2·n³ FLOPs per n×n product.
 
     One call runs a chain x ← x·b of ``repeats`` products (each needs the last, so none is
     skipped or hoisted) and returns a scalar; b is Gaussian with variance 1/n, so x keeps its
     scale in float16 too. ``repeats`` grows until a call lasts ``min_seconds`` (one 2048
-    product is ~0.1 s on a 2-core CPU, ~50 µs on a GPU: the launch cost must not count)."""
-    import tensorflow as tf
+    product is ~0.1 s on a 2-core CPU, ~50 µs on a GPU: the launch cost must not count).
+    ``seconds()`` times one call, so calls can be interleaved with other timings."""
 
-    x = tf.cast(tf.random.normal([n, n], seed=1), dtype)
-    b = tf.cast(tf.random.normal([n, n], stddev=1.0 / math.sqrt(n), seed=2), dtype)
+    def __init__(self, dtype: str = "float32", n: int = 2048, min_seconds: float = 0.05):
+        import tensorflow as tf
 
-    @tf.function
-    def chain(x, b, repeats):
-        for _ in tf.range(repeats):
-            x = tf.matmul(x, b)
-        return tf.reduce_sum(tf.cast(x[:1, :1], tf.float32))
+        x = tf.cast(tf.random.normal([n, n], seed=1), dtype)
+        b = tf.cast(tf.random.normal([n, n], stddev=1.0 / math.sqrt(n), seed=2), dtype)
 
-    repeats = 1
-    while True:
-        one = tf.constant(repeats)
-        chain(x, b, one).numpy()
-        t0 = time.perf_counter()
-        chain(x, b, one).numpy()
-        if time.perf_counter() - t0 >= min_seconds or repeats >= 4096:
-            break
-        repeats *= 4
-    return _best_rate(chain, (x, b, tf.constant(repeats)), 2.0 * n ** 3 * repeats, iters)
+        @tf.function
+        def chain(x, b, repeats):
+            for _ in tf.range(repeats):
+                x = tf.matmul(x, b)
+            return tf.reduce_sum(tf.cast(x[:1, :1], tf.float32))
+
+        repeats = 1
+        while True:
+            args = (x, b, tf.constant(repeats))
+            chain(*args).numpy()
+            if _seconds(chain, args) >= min_seconds or repeats >= 4096:
+                break
+            repeats *= 4
+        self.dtype, self.n, self._fn, self._args = dtype, n, chain, args
+        self.flops_per_call = 2.0 * n ** 3 * repeats
+
+    def seconds(self) -> float:
+        return _seconds(self._fn, self._args)
+
+    def gflops(self, seconds: float) -> float:
+        return self.flops_per_call / seconds / 1e9
 
 
 def conv_gflops(dtype: str = "float32", batch: int = 1, size: int = 128, channels: int = 256,
