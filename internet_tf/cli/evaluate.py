@@ -25,10 +25,12 @@ def evaluate_checkpoint(cfg, model_dir: str) -> dict:
     from internet_tf.data.datasets import load_datasets
     from internet_tf.evaluation.runner import evaluate_model, metrics_text
     from internet_tf.modeling.factory import restore_model
+    from internet_tf.training.precision import policy_scope
 
     latest = latest_checkpoint(model_dir)
     bundle = load_datasets(cfg, train=False)
-    model = restore_model(cfg.model, bundle.num_classes, latest)
+    with policy_scope(cfg.train.mixed_precision):  # as internet-train's final evaluation
+        model = restore_model(cfg.model, bundle.num_classes, latest)
     step = int(latest.rsplit("-", 1)[-1])
     out = os.path.join(model_dir, "eval")
     metrics = evaluate_model(model, bundle, cfg, out, step=step,

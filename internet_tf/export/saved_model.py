@@ -90,13 +90,20 @@ def export(model, label_to_cat_id: dict, class_names: list, export_dir: str) -> 
 
 
 def export_checkpoint(cfg, model_dir: str, export_dir: str) -> str:
-    """Exports the latest checkpoint of ``model_dir``; returns the checkpoint path."""
+    """Exports the latest checkpoint of ``model_dir``; returns the checkpoint path.
+
+    The exported model is built under the float32 policy whatever ``train.mixed_precision``
+    trained it (checkpoints hold float32 variables, ``training/precision.py``), so it
+    computes in float32 and its signature's outputs are float32.
+    """
     from internet_tf.modeling.factory import restore_model
+    from internet_tf.training.precision import policy_scope
 
     try:
         run = read_run(model_dir, cfg)
     except RunDirError as e:
         raise ExportError(str(e)) from e
-    model = restore_model(cfg.model, run.num_classes, run.checkpoint)
+    with policy_scope("none"):
+        model = restore_model(cfg.model, run.num_classes, run.checkpoint)
     export(model, run.label_to_cat_id, run.class_names, export_dir)
     return run.checkpoint

@@ -39,9 +39,11 @@ class BoxPredictor(keras.layers.Layer):
     def __init__(self, num_classes: int, name: str = "box_predictor", **kwargs):
         super().__init__(name=name, **kwargs)
         self.num_classes = num_classes
-        self.cls = keras.layers.Dense(num_classes + 1, name="class_logits",
+        # Logits and deltas feed the softmax, the losses and box decoding: float32 under a
+        # mixed policy (the input is cast; the two small products run in float32).
+        self.cls = keras.layers.Dense(num_classes + 1, name="class_logits", dtype="float32",
                                       kernel_initializer=keras.initializers.RandomNormal(stddev=0.01))
-        self.box = keras.layers.Dense(4 * num_classes, name="box_deltas",
+        self.box = keras.layers.Dense(4 * num_classes, name="box_deltas", dtype="float32",
                                       kernel_initializer=keras.initializers.RandomNormal(stddev=0.001))
 
     def call(self, features):

@@ -19,8 +19,11 @@ class RPNHead(keras.layers.Layer):
         self.num_anchors = num_anchors
         self.conv = keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
                                         kernel_initializer=init, name="conv")
-        self.objectness = keras.layers.Conv2D(num_anchors, 1, kernel_initializer=init, name="objectness")
-        self.deltas = keras.layers.Conv2D(4 * num_anchors, 1, kernel_initializer=init, name="deltas")
+        # The outputs feed top-k, box decoding and the losses: float32 under a mixed policy.
+        self.objectness = keras.layers.Conv2D(num_anchors, 1, kernel_initializer=init, name="objectness",
+                                              dtype="float32")
+        self.deltas = keras.layers.Conv2D(4 * num_anchors, 1, kernel_initializer=init, name="deltas",
+                                          dtype="float32")
 
     def call(self, feats):
         logits, deltas = [], []

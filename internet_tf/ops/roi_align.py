@@ -36,8 +36,11 @@ def crop_level(feature, boxes, box_indices, stride: int, output_size: int = 14,
                sampling_ratio: int = 2):
     """RoIAlign of flat ``boxes`` [K, 4] (input pixels) on one map [B, H, W, C] -> [K, S, S, C].
 
-    ``box_indices`` [K] picks the batch element of each box.
+    ``box_indices`` [K] picks the batch element of each box. Crops are float32 whatever the
+    map's dtype (``crop_and_resize`` has no bfloat16 kernel; a mixed-precision map is cast).
     """
+    if feature.dtype != tf.float32:
+        feature = tf.cast(feature, tf.float32)
     height = tf.cast(tf.shape(feature)[1], tf.float32)
     width = tf.cast(tf.shape(feature)[2], tf.float32)
     n = output_size * sampling_ratio

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from internet_tf.config import Config, TrainConfig
 from internet_tf.modeling.factory import build_model
+from internet_tf.training import precision
 
 # Keras variable names (not paths) that never take weight decay: biases and BatchNorm.
 NO_DECAY_NAMES = ("bias", "gamma", "beta")
@@ -93,10 +94,13 @@ def build_optimizer(cfg: TrainConfig, num_train_images: int) -> SGD:
 def build_model_and_optimizer(cfg: Config, num_classes: int, num_train_images: int, strategy=None):
     """``cfg.model``'s model with every variable created, and its optimizer with its slots,
     both inside ``strategy``'s scope (distributed variables; Keras' momentum slots must
-    exist before the first distributed step)."""
-    with (strategy or tf.distribute.get_strategy()).scope():
+    exist before the first distributed step). The layers take ``train.mixed_precision``'s
+    dtype policy (variables stay float32); under float16 the optimizer is a
+    ``LossScaleOptimizer`` around ``SGD`` (``training/precision.py``)."""
+    mixed = cfg.train.mixed_precision
+    with (strategy or tf.distribute.get_strategy()).scope(), precision.policy_scope(mixed):
         model = build_model(cfg.model, num_classes)
         model.build_all()
-        optimizer = build_optimizer(cfg.train, num_train_images)
+        optimizer = precision.wrap_optimizer(build_optimizer(cfg.train, num_train_images), mixed)
         optimizer.build(model.trainable_variables)
     return model, optimizer

@@ -7,27 +7,42 @@ once, before clipping at a global norm (SPEC §5: 5.0), so every replica clips t
 global gradient; the optimizer (``optim.SGD``) applies them without reducing again. A step
 whose loss or gradient is not finite changes nothing — no weight, no optimizer slot, no
 step counter — and the trainer then stops naming the loss term.
+
+Under float16 (``training/precision.py``) the optimizer is a ``LossScaleOptimizer``: each
+replica scales its loss share before the backward pass and unscales its gradients before
+the all-reduce, so clipping, the norm and the finite check see true gradients. A step whose
+gradient overflowed is skipped (no weight or slot changes), counted, and the scale halves
+(``loss_scale_overflow`` = 1 tells the trainer it is no error); ``loss_scale`` is the
+scale the step used. ``jit_compile`` (``train.jit_compile``) compiles the step with XLA
+(``training/jit.py``).
 """
 from __future__ import annotations
 
 import tensorflow as tf
 
 from internet_tf.ops.replica import global_sum, replicas_in_sync
+from internet_tf.training import precision
+from internet_tf.training.jit import jit_function
 
 
-def replica_gradients(model, batch, clip_norm, step=None):
+def replica_gradients(model, batch, clip_norm, step=None, loss_scale=None):
     """Forward and backward on this replica's slice -> (global clipped gradients, scalars).
 
     The scalars (``loss/<term>``, ``loss/total``, ``grad_norm``, ``metrics/<name>``,
     ``finite``) are the same on every replica: losses are summed over replicas (each
-    replica holds its share of the global mean), metrics averaged.
+    replica holds its share of the global mean), metrics averaged. With ``loss_scale``
+    (float16) the backward pass runs on the scaled loss and the gradients are unscaled here.
     """
     variables = model.trainable_variables
     with tf.GradientTape() as tape:
         losses, metrics = model.train_losses(batch, training=True, step=step)
         share = tf.add_n(list(losses.values()))
+        if loss_scale is not None:
+            share = share * loss_scale
     grads = tape.gradient(share, variables)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+    if loss_scale is not None:
+        grads = [g / tf.cast(loss_scale, g.dtype) for g in grads]
     n = replicas_in_sync()
     grads, losses, metrics = global_sum((grads, losses, metrics))
     metrics = {k: v / n for k, v in metrics.items()}
@@ -45,32 +60,45 @@ def replica_gradients(model, batch, clip_norm, step=None):
     return grads, out
 
 
-def build_train_step(model, optimizer, clip_norm, strategy=None, compiled: bool = True):
+def build_train_step(model, optimizer, clip_norm, strategy=None, compiled: bool = True,
+                     jit_compile: str = "false"):
     """A ``tf.function`` (or, with ``compiled=False``, the same function run eagerly — one
     replica only) running one step on every replica; returns the step's scalars and
     ``lr``, the learning rate after the step (the schedule's value at the new step count).
+    ``jit_compile`` is ``train.jit_compile`` (auto|true|false, ``training/jit.py``).
 
     The apply is conditioned on ``finite`` in cross-replica context: a ``tf.cond`` may not
     hold the optimizer's cross-replica merge inside a replica function.
     """
     strategy = strategy or tf.distribute.get_strategy()
     variables = model.trainable_variables
+    scaler = precision.loss_scaler(optimizer)
+    inner = precision.inner_optimizer(optimizer)
 
     def apply(grads):
-        optimizer.apply_gradients(zip(grads, variables))
+        inner.apply_gradients(zip(grads, variables))
 
     def step(batch):
+        scale = None if scaler is None else tf.identity(scaler.dynamic_scale)
         grads, scalars = strategy.run(replica_gradients,
-                                      args=(model, batch, clip_norm, optimizer.iterations))
+                                      args=(model, batch, clip_norm, inner.iterations, scale))
         local = {k: strategy.experimental_local_results(v)[0] for k, v in scalars.items()}
+        finite = local["finite"]
 
         def update():
             strategy.run(apply, args=(grads,))
             return tf.constant(True)
 
-        tf.cond(local["finite"], update, lambda: tf.constant(False))
+        tf.cond(finite, update, lambda: tf.constant(False))
         out = {k: v for k, v in local.items() if k != "finite"}
-        out["lr"] = tf.cast(optimizer.learning_rate, tf.float32)
+        if scaler is not None:
+            overflow = precision.overflowed(finite, local["loss/total"], scale)
+            precision.update_loss_scale(scaler, finite, overflow)
+            out["loss_scale"] = scale
+            out["loss_scale_overflow"] = tf.cast(overflow, tf.float32)
+        out["lr"] = tf.cast(inner.learning_rate, tf.float32)
         return out
 
-    return tf.function(step) if compiled else step
+    if not compiled:
+        return step
+    return jit_function(step, jit_compile, "train.jit_compile", "train step")

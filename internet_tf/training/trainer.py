@@ -23,6 +23,7 @@ from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, 
 from internet_tf.run_dir import latest_checkpoint, write_run
 from internet_tf.training import distribute, optim
 from internet_tf.training.progress import Progress
+from internet_tf.training.checkpoint import TrainingCheckpoint
 from internet_tf.training.step import build_train_step
 
 
@@ -58,7 +59,7 @@ class Trainer:
         self.is_chief = distribute.is_chief(self.strategy)
         # Every worker saves (distributed variables may need all of them); only the chief
         # into model_dir, the others into a scratch folder removed after training.
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        self.checkpoint = TrainingCheckpoint(model, optimizer)  # the same under every precision policy
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(distribute.worker_dir(model_dir, self.strategy), "checkpoints"),
             max_to_keep=cfg.train.keep_checkpoints)
@@ -97,7 +98,8 @@ class Trainer:
               f"{'s' if replicas > 1 else ''} ({type(self.strategy).__name__}), global batch "
               f"{cfg.train.batch_size}" + ("" if self.is_chief else "; this worker is not the chief"))
         dataset = distributed_train_dataset(self.data, cfg, self.strategy, start_step=start)
-        step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy)
+        step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy,
+                                   jit_compile=cfg.train.jit_compile)
         writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief
                   else tf.summary.create_noop_writer())
         progress = Progress(self.total_steps, start_step=start, images_per_step=cfg.train.batch_size,
@@ -108,7 +110,9 @@ class Trainer:
         for step in range(start + 1, self.total_steps + 1):
             values = step_fn(next(iterator))
             values = {k: float(v) for k, v in values.items()}
-            if not np.isfinite(values["grad_norm"]) and np.isfinite(values["loss/total"]):
+            # A float16 overflow is no error: the step skipped it and lowered the loss scale.
+            if (not np.isfinite(values["grad_norm"]) and np.isfinite(values["loss/total"])
+                    and not values.get("loss_scale_overflow")):
                 raise NonFiniteLossError(
                     f"non-finite gradient at step {step} (loss/total={values['loss/total']}); the "
                     f"step was not applied. The last good checkpoint "

@@ -31,7 +31,7 @@ def level_loss(critic_small, classes, small_mask, reps, valid, kind: str):
     ``critic_small`` [B, R, D], ``classes``/``small_mask`` [B, R], ``reps`` [K+1, D], ``valid`` [K+1].
     """
     idx = tf.where(small_mask)
-    feats = tf.gather_nd(critic_small, idx)
+    feats = tf.cast(tf.gather_nd(critic_small, idx), tf.float32)  # the loss is float32 under a mixed policy
     labels = tf.gather_nd(classes, idx)
     weight = tf.cast(tf.gather(valid, labels), feats.dtype)
     dist = intertwiner_distance(feats, tf.gather(reps, labels), kind)
