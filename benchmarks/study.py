@@ -144,15 +144,21 @@ def resolve(study: dict, seeds=None, overrides=(), only=None, out: str = ".") ->
     return plan
 
 
+# Options added after some runs were saved, whose default has changed since: the value the
+# code had before the option existed (for any other missing option, its default).
+BEFORE_ADDED = {"model.intertwiner.makeup_residual": "none"}
+
+
 def config_diff(saved, wanted, prefix: str = "", defaults=None):
     """The first dotted key where two config dicts differ, or None when equal. With
     ``defaults`` (the schema's default config dict), a key the saved config lacks is no
-    difference when the wanted value is its default: an option added after the run was
-    trained, whose default is what the code did before it existed."""
+    difference when the wanted value is what the code did before the option existed:
+    ``BEFORE_ADDED``'s value, else the option's default."""
     if isinstance(saved, dict) and isinstance(wanted, dict):
         defaults = defaults if isinstance(defaults, dict) else {}
         for key in list(wanted) + [k for k in saved if k not in wanted]:
-            if key not in saved and key in wanted and key in defaults and defaults[key] == wanted[key]:
+            if (key not in saved and key in wanted and key in defaults
+                    and BEFORE_ADDED.get(prefix + str(key), defaults[key]) == wanted[key]):
                 continue
             if key not in saved or key not in wanted:
                 return prefix + str(key)

@@ -127,7 +127,7 @@ class IntertwinerConfig:
     # "Where we differ from the paper's text, and why"); the paper's text is the other value.
     makeup_placement: str = "map"  # study; roi (Table 6: on each 14x14 RoI) | map (authors' code: on P_l)
     makeup_kernel: int = 3  # Table 6: 3x3
-    makeup_residual: str = "none"  # none (Table 6: the head sees unit(x)) | add (x + unit(x)) | gated (x + g*unit(x), g from 0)
+    makeup_residual: str = "add"  # study; none (Table 6: the head sees unit(x)) | add (x + unit(x), ours) | gated (x + g*unit(x), g from 0)
     critic_hidden: int = 512
     critic_extra_conv: bool = True  # study; authors' code: a third 1x1 conv + BN + ReLU before the sigmoid
     # Reliable-set critic passes update the critic's BN moving statistics (which inference uses)?

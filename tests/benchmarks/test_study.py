@@ -178,6 +178,15 @@ def test_config_diff_names_the_first_differing_key():
     assert study.config_diff(a, b, defaults=defaults) is None
     b["data"]["voc"]["roots"] = ["/data/VOC2007"]
     assert study.config_diff(a, b, defaults=defaults) == "data.voc"
+    # An option whose default changed after older runs were saved: those runs had the value
+    # of BEFORE_ADDED (the make-up unit without the residual), not today's default.
+    saved = json.loads(json.dumps(b))
+    del saved["model"]["intertwiner"]["makeup_residual"]
+    b["model"]["intertwiner"]["makeup_residual"] = "none"
+    assert study.config_diff(saved, b, defaults=defaults) is None
+    b["model"]["intertwiner"]["makeup_residual"] = defaults["model"]["intertwiner"]["makeup_residual"]
+    assert defaults["model"]["intertwiner"]["makeup_residual"] != "none"
+    assert study.config_diff(saved, b, defaults=defaults) == "model.intertwiner.makeup_residual"
 
 
 def test_options_of_a_disabled_method_do_not_make_a_run_stale():
