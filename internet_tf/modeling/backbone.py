@@ -66,7 +66,8 @@ def resolve_weights(backbone: str, weights: str):
 
 def preprocess(images):
     """RGB 0..255 float -> BGR mean-subtracted, the convention of the Keras ResNets and VGG-16."""
-    return images[..., ::-1] - tf.constant(_BGR_MEAN, dtype=images.dtype)
+    # tf.reverse, not images[..., ::-1]: the same values, 2-3x faster on CPU (benchmarks/profile_step.py)
+    return tf.reverse(images, [-1]) - tf.constant(_BGR_MEAN, dtype=images.dtype)
 
 
 def _load_weights(base: keras.Model, name: str, weights_path):
