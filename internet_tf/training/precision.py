@@ -29,6 +29,7 @@ import contextlib
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from internet_tf.config import check_choice
 
@@ -58,10 +59,16 @@ def policy_scope(mixed_precision: str = "none"):
 
 
 def wrap_optimizer(optimizer, mixed_precision: str):
-    """``optimizer`` wrapped in a dynamic ``LossScaleOptimizer`` for float16, else itself."""
-    if policy_name(mixed_precision) == POLICIES["float16"]:
-        return keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
+    """``optimizer`` wrapped in a dynamic ``LossScaleOptimizer`` for float16, else itself.
+    float16 without a GPU logs a warning: TF's CPU float16 conv gradients have no oneDNN
+    kernel (≈ 600× float32's time here; README "Mixed precision and XLA")."""
+    if policy_name(mixed_precision) != POLICIES["float16"]:
+        return optimizer
+    if not tf.config.list_physical_devices("GPU"):
+        logging.warning("train.mixed_precision: float16 without a GPU: TensorFlow's CPU float16 "
+                        "convolution gradients are orders of magnitude slower than float32; on a "
+                        "CPU use bfloat16.")
+    return keras.optimizers.LossScaleOptimizer(optimizer)
 
 
 def loss_scaler(optimizer):

@@ -3,6 +3,7 @@ bfloat16 and float16 runs of the tiny InterNet train with float32 variables, flo
 LossScaleOptimizer whose overflowing steps are skipped (not an error); checkpoints resume
 across a change of policy; a bfloat16-trained run exports float32; the global Keras policy
 is left as it was."""
+import logging
 import os
 
 import keras
@@ -118,10 +119,13 @@ def test_bfloat16_run_exports_float32_and_resumes_under_float16(tiny_config, tmp
     assert has_loss_scale(os.path.join(run, "checkpoints", "ckpt-4"))
 
 
-def test_float16_overflow_is_skipped_and_resumes_without_scaling(tiny_config, tmp_path):
+def test_float16_overflow_is_skipped_and_resumes_without_scaling(tiny_config, tmp_path, caplog):
     run = str(tmp_path / "run")
     baseline = "model.intertwiner.enabled=false"  # the trainer's loop, not the method, is tested
-    fp16 = build_trainer(tiny_config("train.mixed_precision=float16", "train.steps=1", baseline), run)
+    with caplog.at_level(logging.WARNING):
+        fp16 = build_trainer(tiny_config("train.mixed_precision=float16", "train.steps=1", baseline), run)
+    if not tf.config.list_physical_devices("GPU"):  # float16 is slow on CPU: the user is told
+        assert any("float16 without a GPU" in r.getMessage() for r in caplog.records)
     _check_mixed(fp16, "float16")
     scaler = precision.loss_scaler(fp16.optimizer)
     scaler.dynamic_scale.assign(2.0 ** 100)  # every float16 gradient overflows at this scale
