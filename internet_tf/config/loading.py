@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import yaml
 
-from internet_tf.config.schema import CHOICES, Config, ConfigError
+from internet_tf.config.schema import CHOICES, Config, ConfigError, check_choice
 from internet_tf.config.validation import validate
 
 
@@ -43,9 +43,7 @@ def _check_value(key: str, annotation: Any, value: Any) -> Any:
             value = "true" if value else "false"
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
-        if key in CHOICES and value not in CHOICES[key]:
-            raise ConfigError(f"config key '{key}' must be one of {CHOICES[key]}, got {value!r}")
-        return value
+        return check_choice(key, value) if key in CHOICES else value
     if annotation in ("list", list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}' must be a list, got {value!r}")

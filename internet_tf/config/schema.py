@@ -259,5 +259,5 @@ CHOICES = {
 def check_choice(key: str, value) -> str:
     """``value`` if it is one of ``CHOICES[key]``; else a ConfigError naming the key."""
     if value not in CHOICES[key]:
-        raise ConfigError(f"'{key}' must be one of {CHOICES[key]}, got {value!r}")
+        raise ConfigError(f"config key '{key}' must be one of {CHOICES[key]}, got {value!r}")
     return value

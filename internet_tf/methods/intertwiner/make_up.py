@@ -37,8 +37,12 @@ class _Units(keras.layers.Layer):
         self.gates = [self.add_weight(name=n + "_gate", shape=(), initializer="zeros")
                       for n in names] if residual == "gated" else []
 
+    def _index(self, level: int) -> int:
+        """Position of ``level``'s unit (and gate) in the lists: 0 when shared."""
+        return 0 if self.shared else ROI_LEVELS.index(level)
+
     def unit(self, level: int):
-        return self.units[0 if self.shared else ROI_LEVELS.index(level)]
+        return self.units[self._index(level)]
 
     def _apply(self, level: int, x, training, **kwargs):
         """The unit of ``level`` on ``x``, combined with ``x`` as ``residual`` says."""
@@ -46,7 +50,7 @@ class _Units(keras.layers.Layer):
         if self.residual == "none":
             return y
         if self.residual == "gated":
-            y = tf.cast(self.gates[0 if self.shared else ROI_LEVELS.index(level)], y.dtype) * y
+            y = tf.cast(self.gates[self._index(level)], y.dtype) * y
         return x + y
 
 
