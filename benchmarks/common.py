@@ -33,7 +33,7 @@ def peak_rss_mib() -> float:
 
 def compute_dtype(cfg) -> str:
     """The dtype of the step's matrix products under ``cfg.train.mixed_precision``."""
-    return COMPUTE_DTYPES[getattr(cfg.train, "mixed_precision", "none")]
+    return COMPUTE_DTYPES[cfg.train.mixed_precision]
 
 
 # -- building and timing a train step ---------------------------------------------------------
@@ -41,24 +41,19 @@ def describe(cfg) -> str:
     """The timed setting in words: backbone, input size, batch, dtype policy, XLA."""
     m, t = cfg.model, cfg.train
     text = f"{m.backbone}-FPN {m.image_size}px batch {t.batch_size}"
-    if getattr(t, "mixed_precision", "none") != "none":
+    if t.mixed_precision != "none":
         text += f" {t.mixed_precision}"
-    if getattr(t, "jit_compile", "false") != "false":
+    if t.jit_compile != "false":
         text += f" jit_compile={t.jit_compile}"
     return text
 
 
 def build_step(model, optimizer, cfg, strategy=None):
-    """``training.step.build_train_step`` for ``cfg``; passes ``train.jit_compile`` when the
-    package's function takes it (issue 11 adds XLA to the train step)."""
-    import inspect
-
+    """``training.step.build_train_step`` for ``cfg``, with its ``train.jit_compile``."""
     from internet_tf.training.step import build_train_step
 
-    kwargs = {}
-    if "jit_compile" in inspect.signature(build_train_step).parameters:
-        kwargs["jit_compile"] = getattr(cfg.train, "jit_compile", "false")
-    return build_train_step(model, optimizer, cfg.train.clip_norm, strategy, **kwargs)
+    return build_train_step(model, optimizer, cfg.train.clip_norm, strategy,
+                            jit_compile=cfg.train.jit_compile)
 
 
 def prepare(cfg, num_classes: int, strategy=None):
@@ -184,24 +179,20 @@ def forward_flops(model, batch) -> dict:
 def step_graph_flops(train_step, batch) -> int:
     """FLOPs counted directly in the traced train step (forward, backward — Conv2DBackprop*
     included — and gradient clipping; static shapes only; the optimizer's update sits in a
-    ``tf.cond`` branch and is not counted). ``train_step`` is what ``build_step`` returned: a
-    ``tf.function`` or the package's XLA wrapper (``training/jit.py``) around the one it runs;
-    an already traced function is not traced again."""
-    fn = getattr(train_step, "fn", None) or getattr(train_step, "plain", None) or train_step
+    ``tf.cond`` branch and is not counted). ``train_step`` is what ``build_step`` returned:
+    the package's XLA wrapper (``training/jit.py``); the ``tf.function`` it runs (after its
+    first call, already traced) or else its plain one is read."""
+    fn = train_step.fn or train_step.plain
     return graph_flops(fn.get_concrete_function(batch).graph)[0]
 
 
 def xla_note(cfg, train_step) -> str:
     """Whether the step runs under XLA, when ``train.jit_compile`` asked for it (after the
     first call; the package's wrapper knows, ``training/jit.py``)."""
-    mode = getattr(cfg.train, "jit_compile", "false")
+    mode = cfg.train.jit_compile
     if mode == "false":
         return ""
-    used = getattr(train_step, "uses_xla", None)
-    if used is None:
-        return f"train.jit_compile={mode}: this package's train step does not say whether XLA is used"
-    reason = getattr(train_step, "reason", None)
-    return f"train.jit_compile={mode}: XLA " + ("used" if used else f"not used ({reason})")
+    return f"train.jit_compile={mode}: XLA " + ("used" if train_step.uses_xla else f"not used ({train_step.reason})")
 
 
 # -- the machine's ceiling --------------------------------------------------------------------

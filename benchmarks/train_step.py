@@ -101,7 +101,7 @@ METHODS = {
 
 def policy_note(cfg, model) -> str:
     """A line when the model does not run the policy ``train.mixed_precision`` asks for."""
-    want = getattr(cfg.train, "mixed_precision", "none")
+    want = cfg.train.mixed_precision
     got = model.dtype_policy.name
     if want != "none" and want not in got:
         return f"note: train.mixed_precision={want} but the built model's dtype policy is {got}"
