@@ -13,6 +13,20 @@ from internet_tf.ops import boxes as box_ops
 from internet_tf.ops import sampling
 
 
+def trim_padding(gt_boxes, gt_classes):
+    """``gt_boxes [B, M, 4]``, ``gt_classes [B, M]`` cut after the batch's last valid column
+    (at least one column kept). The pipeline pads ground truth with −1 at the end up to
+    ``data.max_instances`` (100 for COCO), so the anchors-vs-gt IoU ``[B, N, M]`` would
+    mostly compare anchors with padding; the columns cut are all invalid, and the valid ones
+    keep their indices, so every target is unchanged (issue 11's profile: 204 → 34 ms of a
+    ResNet-50-FPN 512² step)."""
+    gt_boxes, gt_classes = tf.convert_to_tensor(gt_boxes), tf.convert_to_tensor(gt_classes)
+    m = tf.shape(gt_classes)[1]
+    position = tf.where(gt_classes > 0, tf.range(1, m + 1)[None, :], 0)
+    keep = tf.maximum(tf.reduce_max(position), tf.minimum(m, 1))
+    return gt_boxes[:, :keep], gt_classes[:, :keep]
+
+
 def rpn_targets(anchors, gt_boxes, gt_classes, *, pos_iou=0.7, neg_iou=0.3,
                 num_samples=256, positive_fraction=0.5, seed=None):
     """RPN objectness / box targets.
@@ -23,7 +37,7 @@ def rpn_targets(anchors, gt_boxes, gt_classes, *, pos_iou=0.7, neg_iou=0.3,
     matched gt, zero where the label is not 1.
     """
     anchors = tf.cast(anchors, tf.float32)
-    gt_boxes = tf.cast(gt_boxes, tf.float32)
+    gt_boxes, gt_classes = trim_padding(tf.cast(gt_boxes, tf.float32), gt_classes)
     gt_valid = gt_classes > 0
     similarity = box_ops.iou(anchors, gt_boxes)  # [B, N, M]
     matched_idx, labels = sampling.match(similarity, gt_valid, pos_iou, neg_iou,

@@ -43,6 +43,26 @@ def test_rpn_targets_sampling_budget():
     np.testing.assert_array_equal(no_gt, np.zeros((2, 6)))
 
 
+def test_trim_padding_keeps_every_valid_column_and_the_targets():
+    # Image 0's valid gt sits behind an invalid column; image 1 has one valid gt.
+    boxes = np.full((2, 40, 4), -1.0, np.float32)
+    classes = np.full((2, 40), -1, np.int32)
+    boxes[0, 2], classes[0, 2] = [0, 0, 10, 10], 1
+    boxes[1, 0], classes[1, 0] = [50, 50, 62, 62], 2
+    trimmed_boxes, trimmed_classes = T.trim_padding(boxes, classes)
+    np.testing.assert_array_equal(trimmed_classes.numpy(), classes[:, :3])
+    np.testing.assert_array_equal(trimmed_boxes.numpy(), boxes[:, :3])
+    none_boxes, none_classes = T.trim_padding(boxes, -np.ones_like(classes))
+    assert none_boxes.shape == (2, 1, 4) and none_classes.shape == (2, 1)
+    # With a sampling budget above the anchor count nothing is random: the targets of the
+    # 40-column padding equal those of the 3 real columns (and of the hand-checked case).
+    full = T.rpn_targets(ANCHORS, boxes, classes, num_samples=12, positive_fraction=0.5)
+    short = T.rpn_targets(ANCHORS, boxes[:, :3], classes[:, :3], num_samples=12, positive_fraction=0.5)
+    for key in ("labels", "deltas"):
+        np.testing.assert_array_equal(full[key].numpy(), short[key].numpy())
+    np.testing.assert_array_equal(full["labels"].numpy(), [[1, 1, -1, 0, 0, 0], [0, 0, 0, 0, 0, 1]])
+
+
 # One image: gt A (class 4), gt B (class 2), one padded gt.
 ROI_GT = np.array([[[0, 0, 10, 20], [100, 100, 120, 120], PAD]], np.float32)
 ROI_CLS = np.array([[4, 2, -1]], np.int32)
