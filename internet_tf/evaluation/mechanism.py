@@ -133,11 +133,13 @@ def extract_features(model, dataset, max_images: int | None = None) -> Extracted
     """
     import tensorflow as tf
 
+    from internet_tf.training.jit import TRACE
+
     size = model.image_size
     # None batch and RoI dimensions: every batch size and box count reuses one trace.
     features_of = tf.function(model.predictor_features, input_signature=[
         tf.TensorSpec([None, size, size, 3], tf.float32),
-        tf.TensorSpec([None, None, 4], tf.float32)])
+        tf.TensorSpec([None, None, 4], tf.float32)], **TRACE)
     feats, labels, areas = [], [], []
     seen = 0
     for batch in dataset:

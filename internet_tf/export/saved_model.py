@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from internet_tf.data.pipeline import resize_and_pad
 from internet_tf.run_dir import RunDirError, read_run, write_labels
+from internet_tf.training.jit import TRACE
 
 class ExportError(RuntimeError):
     """Nothing to export (no checkpoint or label map)."""
@@ -39,7 +40,8 @@ class ServingModule(tf.Module):
         self.image_size = model.image_size
         infer = model.inference  # a closure: the model object itself is not tracked
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
+                     **TRACE)
         def serve(images):
             size = self.image_size
             padded, scale = tf.map_fn(
