@@ -67,6 +67,20 @@ def test_false_never_tries(caplog):
         jit_function(roi_crops, "yes", "train.jit_compile", "train step")
 
 
+@pytest.mark.parametrize("mode", ["false", "auto"])
+def test_functions_trace_without_autograph(mode):
+    """TRACE: Python control flow on a tensor is not converted (it would be with AutoGraph)
+    but fails at trace time; tf.cond, as the package writes it, traces."""
+    def python_if(x):
+        return x + 1.0 if x > 0 else x - 1.0
+
+    with pytest.raises(TypeError, match="tf.Tensor"):
+        jit_function(python_if, mode, "train.jit_compile", "train step")(tf.constant(2.0))
+    written_out = jit_function(lambda x: tf.cond(x > 0, lambda: x + 1.0, lambda: x - 1.0), mode,
+                               "train.jit_compile", "train step")
+    assert float(written_out(tf.constant(2.0))) == 3.0 and float(written_out(tf.constant(-2.0))) == -3.0
+
+
 def test_first_line_is_short():
     error = tf.errors.InvalidArgumentError(None, None, "Detected unsupported operations in graph "
                                            "g[_XlaMustCompile=true,config_proto=123] on XLA_CPU_JIT: "
