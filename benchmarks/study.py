@@ -29,13 +29,11 @@ study file, flag or config).
 from __future__ import annotations
 
 import collections
-import io
+import functools
 import json
-import math
 import os
 import re
 import shlex
-import statistics
 import subprocess
 import sys
 import time
@@ -48,9 +46,12 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 from internet_tf.config import Config, ConfigError, load_config  # noqa: E402
 from internet_tf.files import write_atomic  # noqa: E402
-KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+from study_report import (ERROR_KEYS, aggregate, bar_chart, error_split_of_run,  # noqa: E402,F401
+                          format_error_table, format_table)
 RUN_REF = re.compile(r"\{run:([A-Za-z0-9_.-]+)\}")
 FLAGS = flags.FLAGS
 
@@ -230,63 +231,18 @@ def train(run_dir: str, config: str, overrides: list) -> str | None:
     return None
 
 
-def aggregate(runs: dict) -> dict:
-    """``{variant: [run records]}`` -> ``{variant: {"n", "mean", "std", "values", "notes"}}``
-    in percent; runs without metrics are excluded and named in ``notes``; COCOeval's -1 (no
-    ground truth of that size) is left out (mean NaN when no run has the metric). A VOC run's
-    metrics (mAP, with AP50 = mAP) fill the AP50 column only; the others stay empty."""
-    out = {}
-    for name, records in runs.items():
-        ok = [r["metrics"] for r in records if r.get("metrics")]
-        values = {k: [100 * m[k] for m in ok if m.get(k, -1) >= 0] for k in KEYS}
-        out[name] = {"n": len(ok), "values": values,
-                     "mean": {k: statistics.mean(v) if v else math.nan for k, v in values.items()},
-                     "std": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()},
-                     "notes": [f"seed {r['seed']} {r['status']}" for r in records if not r.get("metrics")]}
-    return out
+@functools.lru_cache(maxsize=None)
+def _load_ground_truth(path: str):
+    from internet_tf.evaluation.error_split import load_ground_truth
+
+    return load_ground_truth(path)
 
 
-def format_table(summary: dict, reference: str, note: str = "") -> str:
-    """The markdown table (percent, mean ± sample std), ``note``, then the differences of the
-    mean AP and APs to ``reference``."""
-    lines = ["| variant | n | " + " | ".join(KEYS) + " |", "|---|---|" + "---|" * len(KEYS)]
-    for name, s in summary.items():
-        n = str(s["n"]) + (f" ({', '.join(s['notes'])})" if s["notes"] else "")
-        cells = [f"{s['mean'][k]:.1f} ± {s['std'][k]:.1f}" if s["values"][k] else "—" for k in KEYS]
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
-    lines += ["", note] if note else []
-    lines += ["", f"difference to {reference} (mean, points):", "",
-              "| variant | ΔAP | ΔAPs |", "|---|---|---|"]
-    for name, s in summary.items():
-        if name != reference:
-            ref = summary[reference]
-            cells = [f"{s['mean'][k] - ref['mean'][k]:+.1f}" if s["values"][k] and ref["values"][k] else "—"
-                     for k in ("AP", "APs")]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def ground_truth(run_dir: str):
+    """The pycocotools COCO of a run's validation split (from its saved config.yaml)."""
+    from internet_tf.data.datasets import dataset_paths
 
-
-def bar_chart(summary: dict, path: str, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(min(16, max(8, 0.5 * len(KEYS) * len(summary))), 4))
-    width = 0.8 / len(summary)
-    for i, (name, s) in enumerate(summary.items()):
-        xs = [j + (i - (len(summary) - 1) / 2) * width for j in range(len(KEYS))]
-        ax.bar(xs, [s["mean"][k] for k in KEYS], width, yerr=[s["std"][k] for k in KEYS], capsize=3,
-               label=f"{name} (n={s['n']})")
-    ax.set_xticks(range(len(KEYS)), KEYS)
-    ax.set_ylabel("COCO metric (%)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=120)
-    plt.close(fig)
-    write_atomic(path, png.getvalue())
+    return _load_ground_truth(dataset_paths(load_config(os.path.join(run_dir, "config.yaml")))["val_annotations"])
 
 
 def run_one(run_dir: str, variant: dict, seed: int, report_only: bool, blocked_by=()) -> str:
@@ -338,11 +294,21 @@ def run_study(study_path: str, out: str, seeds=None, overrides=(), only=None,
                 with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
                     metrics = json.load(f)
             runs[name].append({"seed": seed, "status": status, "model_dir": run_dir, "metrics": metrics})
+    for records in runs.values():
+        for r in records:
+            if r["metrics"] and "AP" in r["metrics"]:  # COCO-format runs
+                try:
+                    r["error_split"] = error_split_of_run(r["model_dir"], ground_truth)
+                except (ConfigError, OSError, ValueError) as e:
+                    print(f"no error split for {r['model_dir']}: {e}", file=sys.stderr)
     summary = aggregate({n: runs[n] for n in reported})
     steps = sorted({str(c["train"]["steps"] or f"{c['train']['epochs']} epochs")
                     for v in plan.values() for c in v["configs"].values()})
     seed_text = ", ".join(map(str, seeds))
     text = format_table(summary, reference, f"`{command}`: step budget {', '.join(steps)}, seeds {seed_text}")
+    errors = aggregate({n: runs[n] for n in reported}, ERROR_KEYS, "error_split")
+    if any(s["n"] for s in errors.values()):
+        text += "\n\n" + format_error_table(errors)
     os.makedirs(out, exist_ok=True)
     write_atomic(os.path.join(out, "study.md"), text + "\n")
     write_atomic(os.path.join(out, "study.json"), json.dumps({

@@ -371,3 +371,35 @@ def test_study_cli_trains_then_reuses(tmp_path):
     assert {p: os.path.getmtime(p) for p in glob.glob(str(out / "*" / "seed0" / "checkpoints" / "*"))} == mtimes
     data = json.loads((out / "study.json").read_text())
     assert [r["status"] for v in data["variants"].values() for r in v["runs"]] == ["reused", "reused"]
+
+
+def test_report_splits_the_lost_ap_into_labels_and_boxes(tmp_path, monkeypatch):
+    """A run with detections.json gets the error-split row (from its own config's validation
+    annotations); a run without one is named as such."""
+    gt = {"images": [{"id": 1, "width": 200, "height": 200, "file_name": "a.jpg"}],
+          "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20],
+                           "area": 400, "iscrowd": 0}]}
+    (tmp_path / "val.json").write_text(json.dumps(gt))
+    (tmp_path / "images").mkdir()
+    data = ["data.dataset=coco", f"data.val_annotations={tmp_path / 'val.json'}",
+            f"data.val_images={tmp_path / 'images'}", f"data.train_annotations={tmp_path / 'val.json'}",
+            f"data.train_images={tmp_path / 'images'}"]
+    path = write_study(tmp_path, "seeds: [0]\noverrides: [train.steps=4, " + ", ".join(data) + "]\nvariants:\n"
+                       "  base: {config: configs/demo_baseline.yaml}\n  old: {config: configs/demo_baseline.yaml}\n")
+    out = str(tmp_path / "out")
+
+    def train(run_dir, config, overrides):
+        fake_run(run_dir, load_config(config, overrides), 4)
+        if "base" in run_dir:  # the small box found with the wrong label, shifted by 4 px
+            with open(os.path.join(run_dir, "eval", "detections.json"), "w") as f:
+                json.dump([{"image_id": 1, "category_id": 2, "bbox": [14, 10, 20, 20], "score": 0.9}], f)
+
+    monkeypatch.setattr(study, "train", train)
+    assert study.run_study(path, out) == 0
+    table = open(os.path.join(out, "study.md")).read()
+    # class-aware AP 0; class-agnostic: IoU 0.667 matches at 4 of 10 thresholds (0.5-0.65)
+    assert "| base | 1 | 0.0 ± 0.0 | 40.0 ± 0.0 | 0.0 ± 0.0 | 40.0 ± 0.0 | 0.0 ± 0.0 | 0.0 ± 0.0 |" in table
+    assert "| old | 0 (seed 0 without error_split) |" in table
+    runs = json.load(open(os.path.join(out, "study.json")))["variants"]["base"]["runs"]
+    assert runs[0]["error_split"]["AP agnostic"] == pytest.approx(0.4)
