@@ -22,6 +22,9 @@ class EmbeddedConfig:
     num_classes: int = 4
     seed: int = 0
     format: str = "coco"  # coco | voc: the generated copy is also written as VOC and read from there
+    # class: each class has its own colour (the demo); random: colours drawn independently of
+    # the class, so only the shape tells the class (hard for small objects, the paper's premise)
+    colours: str = "class"
 
 
 @dataclass
@@ -237,6 +240,7 @@ class Config:
 CHOICES = {
     "data.dataset": ("embedded", "coco", "voc"),
     "data.embedded.format": ("coco", "voc"),
+    "data.embedded.colours": ("class", "random"),
     "data.voc.classes": ("voc", "found"),
     "data.verify_images": ("header", "full", "none"),
     "model.backbone": ("resnet50", "resnet101", "small_resnet", "vgg16"),

@@ -45,7 +45,8 @@ def dataset_paths(cfg: Config) -> dict:
     if d.dataset == "embedded":
         e = d.embedded
         return embedded.generate(e.root, num_train=e.num_train, num_val=e.num_val,
-                                 image_size=e.image_size, seed=e.seed, num_classes=e.num_classes)
+                                 image_size=e.image_size, seed=e.seed, num_classes=e.num_classes,
+                                 colours=e.colours)
     return {"train_annotations": d.train_annotations, "train_images": d.train_images,
             "val_annotations": d.val_annotations, "val_images": d.val_images}
 

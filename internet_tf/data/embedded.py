@@ -24,6 +24,11 @@ Design choices, each exercising part of the system:
 * Placements overlapping an earlier object by more than 0.3 (intersection over the
   smaller box, which bounds IoU by 0.3 too) are rejected; the ``bbox`` and ``area`` of
   each object are those of its *visible* pixels, so boxes are tight.
+* Each class has its own colour (``colours="class"``, the demo), which gives the class away
+  at any size; ``colours="random"`` draws each object's colour from the same palette
+  independently of its class (from a second RNG, so the layouts, shapes and boxes are those
+  of ``"class"``), and only the shape tells the class: a small object's few pixels then
+  carry less of it than a large one's, the premise of the Feature Intertwiner.
 * Everything is a function of ``seed`` (one RNG per image), the json is byte-identical
   for equal parameters, and existing output with matching parameters is reused.
 """
@@ -146,8 +151,17 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return iw * ih / min(a[2] * a[3], b[2] * b[3])
 
 
-def _render(rng: np.random.Generator, image_size: int, num_classes: int):
-    """Renders one image; returns (uint8 HxWx3 array, [(label_index, bbox, area)])."""
+def base_colour(label: int, num_classes: int, colour_rng=None) -> tuple:
+    """The RGB an object of class ``label`` is painted in (before jitter): its class's, or with
+    ``colour_rng`` any of the ``num_classes`` classes' colours, uniformly."""
+    if colour_rng is None:
+        return SHAPES[label][1]
+    return SHAPES[int(colour_rng.integers(num_classes))][1]
+
+
+def _render(rng: np.random.Generator, image_size: int, num_classes: int, colour_rng=None):
+    """Renders one image; returns (uint8 HxWx3 array, [(label_index, bbox, area)]). With
+    ``colour_rng`` each object's base colour is drawn from it, not taken from its class."""
     orientation = int(rng.integers(3))
     short = int(rng.integers(int(0.75 * image_size), image_size + 1))
     height, width = ((image_size, image_size), (short, image_size),
@@ -172,7 +186,7 @@ def _render(rng: np.random.Generator, image_size: int, num_classes: int):
                 break
         else:
             continue  # no room for this object; the image gets one fewer.
-        name, base = SHAPES[label]
+        name, base = SHAPES[label][0], base_colour(label, num_classes, colour_rng)
         mask_img = Image.new("L", (w, h))
         _draw_shape(ImageDraw.Draw(mask_img), name, (0, 0, w, h))
         mask = np.array(mask_img) > 0
@@ -203,7 +217,9 @@ def _render(rng: np.random.Generator, image_size: int, num_classes: int):
 def _write_image(image_dir: str, split: str, i: int, params: dict):
     """Renders and writes image ``i`` of ``split``; returns (file_name, shape, objects)."""
     rng = np.random.default_rng([params["seed"], _SPLITS[split], i])
-    pixels, objects = _render(rng, params["image_size"], params["num_classes"])
+    colour_rng = (np.random.default_rng([params["seed"], _SPLITS[split], i, 1])
+                  if params.get("colours", "class") == "random" else None)
+    pixels, objects = _render(rng, params["image_size"], params["num_classes"], colour_rng)
     if i % 4 == 3:
         file_name, buf = f"{i:06d}.jpg", _encode(pixels, "JPEG", {"quality": 92})
     else:
@@ -261,7 +277,7 @@ def _reusable(root: str, split: str, params: dict) -> bool:
 
 
 def generate(root: str, *, num_train: int = 800, num_val: int = 100, image_size: int = 256,
-             seed: int = 0, num_classes: int = 4) -> dict[str, str]:
+             seed: int = 0, num_classes: int = 4, colours: str = "class") -> dict[str, str]:
     """Writes (or reuses) the embedded dataset under ``root``.
 
     Returns a dict with ``train_annotations``, ``train_images``, ``val_annotations`` and
@@ -273,11 +289,15 @@ def generate(root: str, *, num_train: int = 800, num_val: int = 100, image_size:
         raise ValueError(f"image_size must be at least 64, got {image_size}")
     if num_train < 1 or num_val < 1:
         raise ValueError("num_train and num_val must be positive")
+    if colours not in ("class", "random"):
+        raise ValueError(f"colours must be 'class' or 'random', got {colours!r}")
     os.makedirs(root, exist_ok=True)
     for split, count in (("train", num_train), ("val", num_val)):
         params: dict[str, Any] = {"version": GENERATOR_VERSION, "split": split,
                                   "num_images": count, "image_size": image_size,
                                   "seed": seed, "num_classes": num_classes}
+        if colours != "class":  # absent for "class": the demo's data and json stay as they were
+            params["colours"] = colours
         if _reusable(root, split, params):
             logging.info("Reusing embedded %s split in %s", split, root)
             continue

@@ -142,3 +142,27 @@ def test_loads_cleanly_through_index_and_pipeline(dataset):
 def test_invalid_parameters(tmp_path):
     with pytest.raises(ValueError, match="num_classes"):
         embedded.generate(str(tmp_path), num_classes=9)
+
+
+def test_random_colours_keep_the_layout_and_do_not_follow_the_class(dataset, tmp_path):
+    paths = embedded.generate(str(tmp_path / "random"), num_train=8, num_val=2, seed=0, colours="random")
+    by_class = json.loads(read(dataset["train_annotations"]))
+    random = json.loads(read(paths["train_annotations"]))
+    assert random["info"]["generator_params"]["colours"] == "random"
+    assert "colours" not in by_class["info"]["generator_params"]  # the demo's json is unchanged
+    # Image i has its own RNG: the first 8 of the 48-image split have the same objects and boxes.
+    first = {img["id"] for img in by_class["images"][:8]}
+    assert random["annotations"] == [a for a in by_class["annotations"] if a["image_id"] in first]
+    differ = [not np.array_equal(np.asarray(Image.open(os.path.join(paths["train_images"], img["file_name"]))),
+                                 np.asarray(Image.open(os.path.join(dataset["train_images"], img["file_name"]))))
+              for img in random["images"]]
+    assert sum(differ) >= 4  # a quarter of the objects draw their own class's colour
+    # Each class is painted in every class's colour, about equally often.
+    rng = np.random.default_rng(0)
+    for label in range(4):
+        drawn = [embedded.base_colour(label, 4, rng) for _ in range(400)]
+        counts = [drawn.count(embedded.SHAPES[k][1]) for k in range(4)]
+        assert sum(counts) == 400 and min(counts) > 60, counts
+    assert embedded.base_colour(2, 4) == embedded.SHAPES[2][1]
+    with pytest.raises(ValueError, match="colours"):
+        embedded.generate(str(tmp_path / "bad"), colours="blue")
