@@ -39,9 +39,11 @@ def pytest_configure(config):
         # Grappler rewrites each traced graph on its first call: ~5 of the ~7 s that the tiny
         # InterNet step's first call takes, against 0.05 s for every later call. The tests
         # check what the graphs compute, which Grappler must not change, so they run them as
-        # traced; INTERNET_TF_TEST_GRAPPLER=1 runs them optimised, as training does.
+        # traced, and so do the command-line tools they start; INTERNET_TF_TEST_GRAPPLER=1 runs
+        # them optimised, as training does.
         import tensorflow as tf
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+        os.environ.setdefault("INTERNET_TF_GRAPPLER", "0")  # the tools the tests start (internet_tf/cli)
 
 
 def pytest_collection_modifyitems(config, items):
