@@ -44,6 +44,7 @@ import numpy as np
 from absl import logging
 from PIL import Image, ImageDraw
 
+from internet_tf.config.schema import check_choice
 from internet_tf.data.convert import coco_to_voc
 from internet_tf.files import write_atomic
 
@@ -289,8 +290,7 @@ def generate(root: str, *, num_train: int = 800, num_val: int = 100, image_size:
         raise ValueError(f"image_size must be at least 64, got {image_size}")
     if num_train < 1 or num_val < 1:
         raise ValueError("num_train and num_val must be positive")
-    if colours not in ("class", "random"):
-        raise ValueError(f"colours must be 'class' or 'random', got {colours!r}")
+    check_choice("data.embedded.colours", colours)
     os.makedirs(root, exist_ok=True)
     for split, count in (("train", num_train), ("val", num_val)):
         params: dict[str, Any] = {"version": GENERATOR_VERSION, "split": split,
