@@ -150,15 +150,8 @@ class CocoEvaluator:
             self._metrics = metrics
             return metrics
 
-        noise, summary = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(noise):
-            # loadRes mutates the dicts (adds area/id/segmentation): give it copies.
-            coco_dt = self.coco_gt.loadRes([dict(r, bbox=list(r["bbox"])) for r in self._results])
-            coco_eval = COCOeval(self.coco_gt, coco_dt, iouType="bbox")
-            coco_eval.params.imgIds = img_ids
-            coco_eval.params.catIds = cat_ids
-            coco_eval.evaluate()
-            coco_eval.accumulate()
+        coco_eval = run_cocoeval(self.coco_gt, self._results, img_ids=img_ids, cat_ids=cat_ids)
+        summary = io.StringIO()
         with contextlib.redirect_stdout(summary):
             coco_eval.summarize()
         self.summary_text = summary.getvalue()
@@ -196,6 +189,23 @@ class CocoEvaluator:
         det_path = write_json_atomic(os.path.join(out_dir, "detections.json"), self._results)
         met_path = write_json_atomic(os.path.join(out_dir, "metrics.json"), metrics, indent=2)
         return met_path, det_path
+
+
+def run_cocoeval(coco_gt, results, *, use_cats: bool = True, img_ids=None, cat_ids=None) -> COCOeval:
+    """COCOeval (bbox) of COCO-format ``results`` against ``coco_gt``, evaluated and accumulated
+    quietly; ``img_ids`` / ``cat_ids`` restrict it, ``use_cats=False`` matches across classes."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        # loadRes mutates the dicts (adds area/id/segmentation): give it copies.
+        coco_dt = coco_gt.loadRes([dict(r, bbox=list(r["bbox"])) for r in results])
+        coco_eval = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        coco_eval.params.useCats = int(use_cats)
+        if img_ids is not None:
+            coco_eval.params.imgIds = img_ids
+        if cat_ids is not None:
+            coco_eval.params.catIds = cat_ids
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+    return coco_eval
 
 
 def format_metrics(metrics):

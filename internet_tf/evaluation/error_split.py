@@ -13,7 +13,8 @@ import io
 
 import numpy as np
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+
+from internet_tf.evaluation.coco_eval import run_cocoeval
 
 # COCOeval's precision array: [T iou thresholds, R recall, K categories, A areas, M maxDets].
 _IOU = {"": slice(None), "50": 0, "75": 5}
@@ -27,13 +28,7 @@ def load_ground_truth(path: str) -> COCO:
 
 
 def _precision(coco_gt: COCO, detections: list, use_cats: bool) -> tuple[np.ndarray, list]:
-    with contextlib.redirect_stdout(io.StringIO()):
-        # loadRes adds fields to the dicts it is given: hand it copies.
-        coco_dt = coco_gt.loadRes([dict(d, bbox=list(d["bbox"])) for d in detections])
-        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
-        ev.params.useCats = int(use_cats)
-        ev.evaluate()
-        ev.accumulate()
+    ev = run_cocoeval(coco_gt, detections, use_cats=use_cats)
     return ev.eval["precision"], ev.params.areaRngLbl
 
 
