@@ -4,6 +4,7 @@
 for ``--config`` on a command line); ``overrides(prefix)`` gives the file's own settings (not
 its base's) as ``key=value`` overrides, to put the tiny sizes on top of another config file.
 """
+import contextlib
 import json
 import os
 
@@ -54,3 +55,17 @@ def train_eagerly(trainer, steps: int) -> int:
         assert np.isfinite(float(step(batch)["loss/total"]))
     trainer.manager.save(checkpoint_number=trainer.step)
     return trainer.step
+
+
+@contextlib.contextmanager
+def eagerly():
+    """Runs every ``tf.function`` eagerly inside the block (``tf.config.run_functions_eagerly``):
+    for tests of what the training loop does around its step (resuming, stopping), whose
+    compiled step is traced by another test of the same graph."""
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)

@@ -8,7 +8,7 @@ check, ``null`` when it passed or its traceback, and the train step's numbers.
 - ``distillation``: LabelEnc's loss is Σ over the replica's elements / the global count, so
   the replicas' losses and gradients add up to the whole batch's on one device (SPEC §4).
 - ``train_step``: one or two optimisation steps of a tiny InterNet (and whatever the
-  arguments add) on one device and on a 2-replica MirroredStrategy, from the same weights
+  arguments add) on one device (eagerly) and on a 2-replica MirroredStrategy, from the same weights
   and the same global batch: the largest relative differences. Sampling takes every
   candidate anchor and RoI (``num_samples`` above the candidates, fraction 1), so the
   per-replica random draws cannot differ from the single device's.
@@ -123,7 +123,9 @@ def train_step(steps: int, overrides) -> dict:
 
     batch = synthetic_batch(GLOBAL_BATCH, SIZE, MAX_GT, CLASSES, boxes_per_image=3, seed=1)
     per_replica = split_batch(mirrored, batch)
-    one = build_train_step(single, single_opt, cfg.train.clip_norm)
+    # The single device runs the step eagerly: the same code, one graph fewer to trace (the
+    # compiled step itself is tested on one device in tests/training).
+    one = build_train_step(single, single_opt, cfg.train.clip_norm, compiled=False)
     two = build_train_step(multi, multi_opt, cfg.train.clip_norm, mirrored)
     logs = []
     for _ in range(steps):
