@@ -62,10 +62,14 @@ def eagerly():
     """Runs every ``tf.function`` eagerly inside the block (``tf.config.run_functions_eagerly``):
     for tests of what the training loop does around its step (resuming, stopping), whose
     compiled step is traced by another test of the same graph."""
+    import warnings
+
     import tensorflow as tf
 
     tf.config.run_functions_eagerly(True)
     try:
-        yield
+        with warnings.catch_warnings():  # tf.data's map functions stay graphs, as they should
+            warnings.filterwarnings("ignore", message="Even though the `tf.config.experimental_run_functions_eagerly`")
+            yield
     finally:
         tf.config.run_functions_eagerly(False)
