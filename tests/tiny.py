@@ -60,7 +60,7 @@ def train_eagerly(trainer, steps: int) -> int:
 @contextlib.contextmanager
 def eagerly():
     """Runs every ``tf.function`` eagerly inside the block (``tf.config.run_functions_eagerly``):
-    for tests of what the training loop does around its step (resuming, stopping), whose
+    for tests of what the training loop does around its step (resuming), whose
     compiled step is traced by another test of the same graph."""
     import warnings
 
