@@ -16,6 +16,7 @@ check, ``null`` when it passed or its traceback, and the train step's numbers.
 Usage: ``two_replicas.py STEPS [override ...]``.
 """
 import json
+import os
 import sys
 import traceback
 
@@ -32,8 +33,10 @@ import tensorflow as tf  # noqa: E402
 # run to run of the *same* single-device step (thread-order dependent float sums).
 tf.config.experimental.enable_op_determinism()
 # No Grappler: both sides run the graphs as traced, and rewriting the two-replica graph took a
-# quarter of this process's time (156 -> 119 s, measured with a study training beside it).
-tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+# quarter of this process's time (156 -> 119 s, measured with a study training beside it). The
+# package's one switch for it, as the command-line tools read it (internet_tf/cli).
+os.environ.setdefault("INTERNET_TF_GRAPPLER", "0")
+import internet_tf.cli  # noqa: E402,F401
 
 from internet_tf.config import load_config  # noqa: E402
 from internet_tf.data.synthetic import synthetic_batch  # noqa: E402
