@@ -53,10 +53,14 @@ def write_run(model_dir: str, cfg: Config, data) -> None:
 
 
 def latest_checkpoint(model_dir: str) -> str | None:
-    """The latest checkpoint named by ``model_dir/checkpoints/checkpoint``, or None."""
+    """The latest checkpoint named by ``model_dir/checkpoints/checkpoint``, or None (without
+    that file, at once: no TensorFlow import for a folder that was never trained)."""
+    folder = os.path.join(model_dir, CHECKPOINTS)
+    if not os.path.isfile(os.path.join(folder, "checkpoint")):
+        return None
     import tensorflow as tf
 
-    return tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS))
+    return tf.train.latest_checkpoint(folder)
 
 
 @dataclasses.dataclass

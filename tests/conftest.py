@@ -41,10 +41,11 @@ def pytest_configure(config):
         # check what the graphs compute, which Grappler must not change, so they run them as
         # traced, and so do the command-line tools they start; INTERNET_TF_TEST_GRAPPLER=1 runs
         # them optimised, as training does.
-        # One switch for both, the package's: INTERNET_TF_GRAPPLER, applied by internet_tf/cli
-        # in this process and read again by every tool a test starts.
+        # One switch for both, the package's: INTERNET_TF_GRAPPLER, applied by
+        # internet_tf.cli.start_tensorflow in this process and by every tool a test starts.
         os.environ.setdefault("INTERNET_TF_GRAPPLER", "0")
-        import internet_tf.cli  # noqa: F401
+        from internet_tf.cli import start_tensorflow
+        start_tensorflow()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -10,12 +10,8 @@ import time
 
 from absl import app, flags
 
+from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config
-from internet_tf.data.coco import DatasetError
-from internet_tf.data.datasets import load_datasets
-from internet_tf.export.predict import predict
-from internet_tf.export.saved_model import export_checkpoint
-from internet_tf.training.run import train_and_evaluate
 
 define_config_flags(model_dir_required=False)
 FLAGS = flags.FLAGS
@@ -29,6 +25,13 @@ def main(argv):
         FLAGS.config = os.path.normpath(DEFAULT_CONFIG)
     model_dir = FLAGS.model_dir or "runs/demo"
     cfg = load_flags_config()
+    start_tensorflow()
+    from internet_tf.data.coco import DatasetError
+    from internet_tf.data.datasets import load_datasets
+    from internet_tf.export.predict import predict
+    from internet_tf.export.saved_model import export_checkpoint
+    from internet_tf.training.run import train_and_evaluate
+
     start = time.time()
     try:
         metrics = train_and_evaluate(cfg, model_dir)

@@ -12,6 +12,7 @@ import os
 
 from absl import app, flags
 
+from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import (define_config_flags, latest_checkpoint,
                                     run_with_config)
 
@@ -20,14 +21,13 @@ FLAGS = flags.FLAGS
 
 
 def evaluate_checkpoint(cfg, model_dir: str) -> dict:
-    import tensorflow as tf
-
+    latest = latest_checkpoint(model_dir)
+    tf = start_tensorflow()
     from internet_tf.data.datasets import load_datasets
     from internet_tf.evaluation.runner import evaluate_model, metrics_text
     from internet_tf.modeling.factory import restore_model
     from internet_tf.training.precision import policy_scope
 
-    latest = latest_checkpoint(model_dir)
     bundle = load_datasets(cfg, train=False)
     with policy_scope(cfg.train.mixed_precision):  # as internet-train's final evaluation
         model = restore_model(cfg.model, bundle.num_classes, latest)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config
-from internet_tf.export.saved_model import ExportError, export_checkpoint
 
 define_config_flags()
 flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.")
@@ -15,8 +15,12 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    cfg = load_flags_config()
+    start_tensorflow()
+    from internet_tf.export.saved_model import ExportError, export_checkpoint
+
     try:
-        latest = export_checkpoint(load_flags_config(), FLAGS.model_dir, FLAGS.export_dir)
+        latest = export_checkpoint(cfg, FLAGS.model_dir, FLAGS.export_dir)
     except ExportError as e:
         fail(str(e))
     print(f"Exported {latest} to {FLAGS.export_dir} (serving_default: uint8 images -> detections)")

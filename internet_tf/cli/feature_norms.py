@@ -14,6 +14,7 @@ import os
 
 from absl import app, flags
 
+from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import fail
 
 flags.DEFINE_string("baseline_dir", None, "Model dir of the baseline run.")
@@ -38,8 +39,8 @@ def feature_norm_pictures(baseline_dir: str, labelenc_dir: str, out_dir: str, nu
                           level: int = 3) -> list:
     """Writes the PNG rows and the TensorBoard images; returns the PNG paths."""
     import numpy as np
-    import tensorflow as tf
 
+    tf = start_tensorflow()
     from internet_tf.data.datasets import eval_dataset, load_datasets
     from internet_tf.evaluation.feature_norms import norm_maps, png_bytes, row_image
     from internet_tf.files import write_atomic

@@ -18,6 +18,7 @@ import os
 
 from absl import app, flags
 
+from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import (define_config_flags, fail, latest_checkpoint,
                                     run_with_config)
 from internet_tf.files import write_json_atomic
@@ -40,9 +41,7 @@ def summary_line(result: dict) -> str:
 def mechanism_check(cfg, model_dir: str, out_dir: str, *, max_images=None,
                     tsne: bool = True) -> dict:
     """Writes ``out_dir/mechanism.json`` (and ``tsne.png``); returns the json's dict."""
-    from internet_tf.data.datasets import eval_dataset, load_datasets
     from internet_tf.evaluation import mechanism
-    from internet_tf.modeling.factory import restore_model
 
     if tsne:
         try:
@@ -50,6 +49,10 @@ def mechanism_check(cfg, model_dir: str, out_dir: str, *, max_images=None,
         except ImportError as e:
             fail(f"{e}; or run with --notsne")
     latest = latest_checkpoint(model_dir)
+    start_tensorflow()
+    from internet_tf.data.datasets import eval_dataset, load_datasets
+    from internet_tf.modeling.factory import restore_model
+
     bundle = load_datasets(cfg, train=False)
     model = restore_model(cfg.model, bundle.num_classes, latest)
     extracted = mechanism.extract_features(model, eval_dataset(bundle, cfg), max_images=max_images)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from internet_tf.export.predict import predict
+from internet_tf.cli import start_tensorflow
 
 flags.DEFINE_string("export_dir", None, "SavedModel written by internet-export.")
 flags.DEFINE_multi_string("images", [], "Image files (repeat the flag or give several).")
@@ -17,10 +17,14 @@ flags.DEFINE_float("min_score", 0.5, "Draw boxes with at least this score (the J
 flags.mark_flags_as_required(["export_dir", "out"])
 FLAGS = flags.FLAGS
 
+
 def main(argv):
     images = list(FLAGS.images) + list(argv[1:])
     if not images:
         raise app.UsageError("give at least one image with --images")
+    start_tensorflow()
+    from internet_tf.export.predict import predict
+
     predict(FLAGS.export_dir, images, FLAGS.out, FLAGS.min_score)
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from internet_tf.config import ConfigError
+from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config
-from internet_tf.data.coco import DatasetError
-from internet_tf.modeling.backbone import BackboneWeightsError
-from internet_tf.training import distribute
-from internet_tf.training.run import train_and_evaluate
+from internet_tf.config import ConfigError
+from internet_tf.training.strategy_names import STRATEGIES
 
 define_config_flags()
-flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES),
+flags.DEFINE_enum("strategy", "auto", list(STRATEGIES),
                   "auto: MirroredStrategy when more than one GPU is visible, else one device; "
                   "multi_worker: MultiWorkerMirroredStrategy from TF_CONFIG.")
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (to try "
@@ -28,6 +26,12 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     cfg = load_flags_config()
+    start_tensorflow()
+    from internet_tf.data.coco import DatasetError
+    from internet_tf.modeling.backbone import BackboneWeightsError
+    from internet_tf.training import distribute
+    from internet_tf.training.run import train_and_evaluate
+
     try:
         if FLAGS.cpu_devices:
             distribute.split_cpu(FLAGS.cpu_devices)

@@ -19,7 +19,7 @@ import shutil
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+from internet_tf.training.strategy_names import STRATEGIES
 
 
 class StrategyError(ValueError):

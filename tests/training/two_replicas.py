@@ -34,9 +34,11 @@ import tensorflow as tf  # noqa: E402
 tf.config.experimental.enable_op_determinism()
 # No Grappler: both sides run the graphs as traced, and rewriting the two-replica graph took a
 # quarter of this process's time (156 -> 119 s, measured with a study training beside it). The
-# package's one switch for it, as the command-line tools read it (internet_tf/cli).
+# package's one switch for it, as the command-line tools apply it (internet_tf/cli).
 os.environ.setdefault("INTERNET_TF_GRAPPLER", "0")
-import internet_tf.cli  # noqa: E402,F401
+from internet_tf.cli import start_tensorflow  # noqa: E402
+
+start_tensorflow()
 
 from internet_tf.config import load_config  # noqa: E402
 from internet_tf.data.synthetic import synthetic_batch  # noqa: E402
