@@ -11,6 +11,7 @@ import pytest
 import tiny
 from PIL import Image
 
+from internet_tf.config import load_config
 from internet_tf.evaluation.voc_eval import RESULT_FILE, RESULTS_DIR
 from internet_tf.run_dir import read_labels
 
@@ -40,8 +41,8 @@ def read_devkit_files(eval_dir, names):
     return out
 
 
-@pytest.mark.heavy  # a subprocess training and an internet-eval run: over a minute on 2 cores
-def test_train_and_eval_on_embedded_data_written_as_voc(tmp_path):
+@pytest.mark.heavy  # a subprocess training and an evaluation: ~30 s on 2 cores
+def test_train_and_eval_on_embedded_data_written_as_voc(tmp_path, capsys):
     root, model_dir = tmp_path / "embedded", str(tmp_path / "run")
     args = ["--config", tiny.PATH, "--model_dir", model_dir]
     for o in RUN + [f"data.embedded.root={root}"]:
@@ -75,12 +76,16 @@ def test_train_and_eval_on_embedded_data_written_as_voc(tmp_path):
     assert len(dets) == len(rows)
     assert sorted(round(d["bbox"][0] + 1, 2) for d in dets) == pytest.approx(sorted(r[2] for r in rows), abs=0.006)
 
-    # internet-eval, no flag: the VOC metrics again, from the dataset kind of the saved config.
+    # internet-eval's evaluation, in this process (its flags and the saved config as the default
+    # are read in tests/cli/test_cli_train_eval.py): the VOC metrics again, from the dataset kind
+    # of the saved config.
     os.remove(os.path.join(eval_dir, "metrics.json"))
     shutil.rmtree(os.path.join(eval_dir, RESULTS_DIR))
-    proc = run("evaluate", "--model_dir", model_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "VOC metrics of" in proc.stdout and "ckpt-2" in proc.stdout and "mAP_07" in proc.stdout
+    from internet_tf.cli.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(load_config(os.path.join(model_dir, "config.yaml")), model_dir)
+    stdout = capsys.readouterr().out
+    assert "VOC metrics of" in stdout and "ckpt-2" in stdout and "mAP_07" in stdout
     again = json.load(open(os.path.join(eval_dir, "metrics.json")))
     assert again == pytest.approx(metrics, abs=1e-6)
     rows_again = [r for rs in read_devkit_files(eval_dir, names).values() for r in rs]
