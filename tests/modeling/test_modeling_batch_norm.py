@@ -72,3 +72,43 @@ def test_update_statistics_false_normalises_by_the_batch_but_keeps_moving_averag
     updated = bn(x, training=True)  # the default path gives the same output and moves them
     np.testing.assert_allclose(kept.numpy(), updated.numpy(), atol=1e-5)
     assert not np.allclose(bn.moving_mean.numpy(), mean)
+
+
+def _op_types(layer, x, **kwargs):
+    graph = tf.function(lambda t: layer(t, **kwargs)).get_concrete_function(x).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_fused_kernel_computes_what_the_general_path_computes():
+    """An unmasked NHWC batch on one replica takes TF's fused kernel: the same outputs,
+    gradients and moving averages as the general (masked, synchronised) path, which an
+    all-true mask selects; a masked batch never takes it."""
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(1.0, 2.0, (4, 3, 5, 6)), tf.float32)
+    everywhere = tf.ones([4, 3, 5], tf.bool)
+    fused, general = BatchNorm(momentum=0.7), BatchNorm(momentum=0.7)
+    for layer in (fused, general):
+        layer.build(x.shape)
+        layer.gamma.assign(rng.normal(1.0, 0.3, 6))
+        layer.beta.assign(rng.normal(0.0, 0.3, 6))
+        layer.moving_mean.assign(rng.normal(size=6))
+        layer.moving_variance.assign(rng.uniform(0.5, 2.0, 6))
+    general.set_weights(fused.get_weights())
+    assert "FusedBatchNormV3" in _op_types(fused, x, training=True)
+    assert "FusedBatchNormV3" not in _op_types(general, x, training=True, mask=everywhere)
+    weight = tf.constant(rng.normal(size=(4, 3, 5, 6)), tf.float32)  # a loss that is not flat
+    start = fused.moving_mean.numpy().copy()
+    for update in (True, False):
+        results = []
+        for layer, mask in ((fused, None), (general, everywhere)):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True, mask=mask, update_statistics=update)
+                loss = tf.reduce_sum(y * weight)
+            results.append([y, *tape.gradient(loss, [x, layer.gamma, layer.beta]),
+                            layer.moving_mean, layer.moving_variance])
+        for a, b in zip(*results):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(fused.moving_mean.numpy(), start)  # the first pass moved them
+    np.testing.assert_allclose(fused(x, training=False), general(x, training=False, mask=everywhere),
+                               rtol=1e-4, atol=1e-5)
