@@ -19,9 +19,15 @@ silently going untrained.
 
 Groups that hold one of the shipped top-level configs (not LabelEnc) train with the compiled
 step, as those configs did before, so the compiled step still covers every code path of a
-top-level config; the others run the same step eagerly (tracing this graph takes ~20 s on 2
+top-level config; the others run the same step eagerly (tracing this graph takes ~10 s on 2
 cores). The LabelEnc configs run eagerly too: tests/training/test_training_labelenc.py
-trains LabelEnc through the compiled trainer step."""
+trains LabelEnc through the compiled trainer step. ``COMPILED_ELSEWHERE`` are the top-level
+configs whose code path the suite already trains compiled on tests/tiny.yaml, so they run
+eagerly here: the InterNet of ``demo`` (test_training_trainer.py, test_cli_train_eval.py) and
+its baseline (tests/benchmarks/test_study.py). Their paths differ from tiny.yaml's only in
+``train.warmup_steps`` (non-zero here), which selects a straight-line ramp in the learning-rate
+schedule — the same tensor code compiled or not; ``test_configs_compiled_elsewhere_...``
+checks that."""
 import glob
 import os
 
@@ -59,6 +65,9 @@ SAME_PATH = {
     "internet_r101_voc0712": ["internet_vgg16_voc07"],
 }
 MEMBERS = {member: rep for rep, members in SAME_PATH.items() for member in members}
+# representative -> the tiny.yaml overrides giving its code path (but train.warmup_steps),
+# which other test modules train with the compiled step (see the docstring)
+COMPILED_ELSEWHERE = {"demo": [], "demo_baseline": ["model.intertwiner.enabled=false"]}
 TRAINED = [name for name in CONFIGS if name not in MEMBERS]
 
 
@@ -91,8 +100,10 @@ def code_path(cfg) -> dict:
     return path
 
 
-def _compiled(names):
-    return any("/" not in n and "labelenc" not in n for n in names)
+def _compiled(name):
+    """Whether representative ``name``'s group trains with the compiled step here."""
+    group = [name] + SAME_PATH.get(name, [])
+    return name not in COMPILED_ELSEWHERE and any("/" not in n and "labelenc" not in n for n in group)
 
 
 def test_every_table_row_has_a_config():
@@ -121,11 +132,18 @@ def test_trained_configs_are_distinct_paths():
     assert [names for names in paths.values() if len(names) > 1] == []
 
 
+def test_configs_compiled_elsewhere_are_the_tiny_configs_path():
+    for name, overrides in COMPILED_ELSEWHERE.items():
+        assert name in TRAINED and not _compiled(name)
+        mine, theirs = code_path(_load(name)), code_path(tiny.config(*overrides))
+        assert {k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)} == {"train.warmup_steps"}, name
+
+
 @pytest.mark.parametrize("name", TRAINED)
 def test_config_trains_two_steps_without_nan(name):
     cfg = _load(name)
     model, optimizer = optim.build_model_and_optimizer(cfg, 3, 100)
-    compiled = _compiled([name] + SAME_PATH.get(name, []))
+    compiled = _compiled(name)
     step = build_train_step(model, optimizer, cfg.train.clip_norm, compiled=compiled)
     batch = synthetic_batch(2, 128, 8, 3, boxes_per_image=4)
     for _ in range(2):
