@@ -14,9 +14,11 @@
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import math
+import re
 import resource
 import time
 
@@ -146,6 +148,13 @@ def dynamic_products(graph) -> list:
             and reduction_length(op) is not None]
 
 
+def part_of(op_name: str) -> str:
+    """The layer an op belongs to: its outermost name scope without TF's ``_N`` suffix
+    (``critic_3/reduce_conv_1/Conv2D`` -> ``critic``; the OT module's ``generator_p2`` and
+    ``critic_p2`` keep their level)."""
+    return re.sub(r"_\d+$", "", op_name.split("/")[0])
+
+
 def forward_flops(model, batch) -> dict:
     """FLOPs of one forward pass of ``model``'s training graph (``train_losses``: backbone to
     losses, the training-time methods included) on ``batch``.
@@ -153,7 +162,9 @@ def forward_flops(model, batch) -> dict:
     Returns ``static`` (the profiler's count), ``dynamic`` (products whose row count is only
     known at run time, e.g. the critic on the intertwiner's reliable sets: counted from one
     run of the traced forward on ``batch``, which updates the model's running statistics as a
-    training step does), ``total`` and ``dynamic_ops`` (how many such ops)."""
+    training step does), ``total``, ``dynamic_ops`` (how many such ops), ``by_type`` (the
+    profiler's count per op type) and ``products_by_part`` (the convolutions' and matrix
+    products' FLOPs, static and dynamic, per layer: ``part_of``)."""
     import tensorflow as tf
 
     names = []
@@ -167,13 +178,20 @@ def forward_flops(model, batch) -> dict:
 
     concrete = tf.function(forward).get_concrete_function(batch)
     static, by_type = graph_flops(concrete.graph)
+    by_part = collections.Counter()
+    for op in concrete.graph.get_operations():
+        length = reduction_length(op) if op.type in PRODUCT_OPS else None
+        if length is not None and op.outputs[0].shape.is_fully_defined():
+            by_part[part_of(op.name)] += product_flops(op.outputs[0].shape, length)
     dynamic = 0
     if names:
         _, shapes = concrete(batch)
         for name, shape in zip(names, shapes):
-            dynamic += product_flops(shape.numpy(), reduction_length(concrete.graph.get_operation_by_name(name)))
+            flops = product_flops(shape.numpy(), reduction_length(concrete.graph.get_operation_by_name(name)))
+            dynamic += flops
+            by_part[part_of(name)] += flops
     return {"static": static, "dynamic": dynamic, "total": static + dynamic, "dynamic_ops": len(names),
-            "by_type": by_type}
+            "by_type": by_type, "products_by_part": dict(by_part)}
 
 
 def step_graph_flops(train_step, batch) -> int:

@@ -25,6 +25,9 @@ for every model timed:
   training-time methods included), counted by ``tf.compat.v1.profiler`` on the traced graph;
   a multiply-add counts as 2 FLOPs; products whose row count is only known at run time (the
   intertwiner's reliable sets) are counted from one run (``common.forward_flops``);
+- the forward pass's convolutions and matrix products per layer (``common.part_of``: the
+  backbone, FPN, RPN head, box head, and each part of a training-time method), to see what a
+  method adds;
 - achieved GFLOP/s = 3 × forward FLOPs / median step time (the usual convention: the
   backward pass costs twice the forward). The step graph's own count of forward + backward
   (Conv2DBackprop* included; frozen layers take no weight gradient) is printed beside it;
@@ -140,6 +143,9 @@ def limit_report(cfg, models: dict, medians: dict, ceiling, ceiling_times: list)
               f"{fwd['dynamic'] / 1e9:.2f} in {fwd['dynamic_ops']} ops); step graph fwd+bwd "
               f"{graph / 1e9:.1f} GFLOP ({graph / fwd['static']:.2f} × its static forward); "
               f"achieved {achieved[name]:.1f} GFLOP/s")
+        parts_text = ", ".join(f"{part} {flops / 1e9:.2f}" for part, flops in sorted(
+            fwd["products_by_part"].items(), key=lambda item: -item[1]) if flops >= 1e7)
+        print(f"{name}: forward convolutions and matrix products by layer, GFLOP: {parts_text}")
     calls = ceiling_times + [ceiling.seconds() for _ in range(FLAGS.ceiling_iters)]
     best, median = ceiling.gflops(min(calls)), ceiling.gflops(statistics.median(ceiling_times))
     conv = conv_gflops(ceiling.dtype, cfg.train.batch_size, iters=FLAGS.ceiling_iters)

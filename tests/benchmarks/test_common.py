@@ -20,7 +20,7 @@ DENSE = 2 * 256 * 5  # 8·8·4 = 256 inputs, 5 outputs: 2560
 def tiny_net():
     return keras.Sequential([keras.Input((8, 8, 3)),
                              keras.layers.Conv2D(4, 3, padding="same", use_bias=False),
-                             keras.layers.Flatten(), keras.layers.Dense(5, use_bias=False)])
+                             keras.layers.Flatten(), keras.layers.Dense(5, use_bias=False)], name="net")
 
 
 def test_graph_flops_of_a_known_conv_and_dense():
@@ -43,7 +43,9 @@ class Masked:
     def train_losses(self, batch, training=True):
         out = self.net(batch["images"][:1])
         rows = tf.boolean_mask(batch["features"], batch["keep"])
-        return {"a": tf.reduce_sum(out), "b": tf.reduce_sum(tf.matmul(rows, self.w))}, {}
+        with tf.name_scope("masked"):
+            product = tf.matmul(rows, self.w)
+        return {"a": tf.reduce_sum(out), "b": tf.reduce_sum(product)}, {}
 
 
 def test_forward_flops_counts_run_time_rows():
@@ -54,6 +56,10 @@ def test_forward_flops_counts_run_time_rows():
     assert flops["dynamic"] == 3 * DENSE  # three rows kept
     assert flops["by_type"]["Conv2D"] == CONV and flops["by_type"]["MatMul"] == DENSE
     assert flops["total"] == flops["static"] + 3 * DENSE
+    # per layer: the net's conv and dense in its own scope, the run-time rows in theirs
+    assert flops["products_by_part"] == {"net": CONV + DENSE, "masked": 3 * DENSE}
+    assert common.part_of("critic_3/reduce_conv_1/Conv2D") == "critic"
+    assert common.part_of("critic_p2_1/conv1_1/Conv2D") == "critic_p2"
 
 
 def test_product_flops_and_dtypes():

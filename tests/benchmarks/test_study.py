@@ -14,6 +14,8 @@ import yaml
 
 from internet_tf.config import Config, load_config
 
+pytestmark = pytest.mark.cost(36)  # seconds in make test (tests/conftest.py schedules by it)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -337,7 +339,6 @@ def test_compare_is_the_compare_study(tmp_path):
 
 
 # -- end to end ------------------------------------------------------------------------------
-@pytest.mark.heavy
 def test_study_cli_trains_then_reuses(tmp_path):
     # One real training of the tiny baseline (what the runner does is the same for any config;
     # the baseline traces faster than InterNet, whose CLI runs are tested in tests/training). The

@@ -11,6 +11,8 @@ from PIL import Image
 from internet_tf.evaluation.feature_norms import channel_norm, row_image
 from internet_tf.training.trainer import build_trainer
 
+pytestmark = pytest.mark.cost(18)  # seconds in make test (tests/conftest.py schedules by it)
+
 DATA = ["data.embedded.num_train=4", "data.embedded.num_val=3", "data.embedded.image_size=128",
         "data.embedded.num_classes=2", "model.intertwiner.enabled=false"]
 

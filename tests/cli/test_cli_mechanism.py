@@ -11,6 +11,8 @@ import tiny
 
 from internet_tf.training.trainer import build_trainer
 
+pytestmark = pytest.mark.cost(29)  # seconds in make test (tests/conftest.py schedules by it)
+
 # Original images of 256 px fed at 128 px: areas must be scaled back by 1 / 0.5².
 DATA = ["data.embedded.num_train=4", "data.embedded.num_val=6", "data.embedded.image_size=256",
         "data.embedded.num_classes=2", "train.steps=2"]

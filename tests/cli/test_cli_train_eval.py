@@ -13,6 +13,8 @@ from PIL import Image, ImageDraw
 
 from internet_tf.evaluation.coco_eval import METRIC_KEYS
 
+pytestmark = pytest.mark.cost(38)  # seconds in make test (tests/conftest.py schedules by it)
+
 # tests/tiny.yaml for 4 steps; every detection kept (score threshold 0), so that the checks
 # below see boxes on every image: 4 steps of a tiny model from scratch reach no AP (0.0
 # at 4, 10, 20 and 40 steps on this dataset) and score nothing above the default 0.05.
@@ -57,7 +59,6 @@ def run(tool, *args):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.heavy
 def test_train_and_eval_on_foreign_coco_dataset(tmp_path):
     ann, imgs = make_foreign_dataset(str(tmp_path / "data"))
     model_dir = str(tmp_path / "run")

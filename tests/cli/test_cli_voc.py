@@ -15,6 +15,8 @@ from internet_tf.config import load_config
 from internet_tf.evaluation.voc_eval import RESULT_FILE, RESULTS_DIR
 from internet_tf.run_dir import read_labels
 
+pytestmark = pytest.mark.cost(23)  # seconds in make test (tests/conftest.py schedules by it)
+
 # tests/tiny.yaml for 2 steps, every detection kept (score threshold 0) so that each val
 # image has lines in the devkit files: a tiny model this short scores nothing above 0.05.
 # The baseline detector: the VOC route (data, metric, devkit files) is the same for every
@@ -41,7 +43,6 @@ def read_devkit_files(eval_dir, names):
     return out
 
 
-@pytest.mark.heavy  # a subprocess training and an evaluation: ~30 s on 2 cores
 def test_train_and_eval_on_embedded_data_written_as_voc(tmp_path, capsys):
     root, model_dir = tmp_path / "embedded", str(tmp_path / "run")
     args = ["--config", tiny.PATH, "--model_dir", model_dir]

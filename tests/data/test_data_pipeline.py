@@ -9,6 +9,8 @@ from PIL import Image
 from internet_tf.data.coco import CocoIndex
 from internet_tf.data.pipeline import build_dataset, resize_and_pad
 
+pytestmark = pytest.mark.cost(14)  # seconds in make test (tests/conftest.py schedules by it)
+
 # Box [10, 5, 20, 15] (yxyx) in a 100 x 50 (h x w) image resized to 64 (scale 0.64,
 # resized 64 x 32), written in original pixels as COCO xywh.
 S = 0.64

@@ -13,6 +13,8 @@ from internet_tf.evaluation.mechanism import (extract_features, feature_separati
                                               tsne_plot)
 from internet_tf.modeling.factory import build_model
 
+pytestmark = pytest.mark.cost(10)  # seconds in make test (tests/conftest.py schedules by it)
+
 
 def _samples(*rows):
     """rows of (x, y, label, 's' | 'l' | 'm') -> features, labels, is_small, is_large."""

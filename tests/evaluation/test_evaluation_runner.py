@@ -16,6 +16,8 @@ from internet_tf.evaluation.runner import dataset_kind, evaluate_model, metrics_
 from internet_tf.evaluation.voc_eval import RESULTS_DIR
 from internet_tf.modeling.factory import build_model
 
+pytestmark = pytest.mark.cost(10)  # seconds in make test (tests/conftest.py schedules by it)
+
 SIZE = 128  # tests/tiny.yaml's model.image_size and data.embedded.image_size
 
 

@@ -16,6 +16,8 @@ from internet_tf.data.pipeline import resize_and_pad
 from internet_tf.export.saved_model import export
 from internet_tf.modeling.factory import build_model
 
+pytestmark = pytest.mark.cost(36)  # seconds in make test (tests/conftest.py schedules by it)
+
 EVERY_SCORE = "model.head.score_threshold=0.0"  # the untrained model's low scores too
 CATS = {1: 17, 2: 4, 3: 90}
 NAMES = ["background", "lamp", "cup", "book"]

@@ -8,6 +8,8 @@ import tiny
 from internet_tf.modeling.factory import build_model
 from internet_tf.methods.intertwiner.method import Intertwiner
 
+pytestmark = pytest.mark.cost(33)  # seconds in make test (tests/conftest.py schedules by it)
+
 def tiny_model(*overrides, num_classes=3):
     cfg = tiny.config(*overrides)
     model = build_model(cfg.model, num_classes)

@@ -10,6 +10,8 @@ from internet_tf.methods.intertwiner.make_up import MakeUp, MakeUpMap
 from internet_tf.ops.roi_align import crop_level
 from test_intertwiner_method import batch, tiny_model
 
+pytestmark = pytest.mark.cost(44)  # seconds in make test (tests/conftest.py schedules by it)
+
 IT = "model.intertwiner."
 
 

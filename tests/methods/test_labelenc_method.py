@@ -1,6 +1,7 @@
 """LabelEnc as a detector plug-in (SPEC §4): step-1 and step-2 losses, who gets gradient from
 what, the distillation schedule, nothing of it on the inference path."""
 import numpy as np
+import pytest
 import tensorflow as tf
 import tiny
 
@@ -8,6 +9,8 @@ from internet_tf.methods.labelenc.method import LabelEnc, encoder_shape
 from internet_tf.modeling.factory import build_model
 
 from test_intertwiner_method import batch
+
+pytestmark = pytest.mark.cost(24)  # seconds in make test (tests/conftest.py schedules by it)
 
 OFF = ["model.intertwiner.enabled=false", "model.labelenc.enabled=true"]
 

@@ -8,6 +8,8 @@ import tiny
 from internet_tf.modeling.detector import Detector
 from internet_tf.ops.roi_align import assign_levels, multilevel_roi_align
 
+pytestmark = pytest.mark.cost(14)  # seconds in make test (tests/conftest.py schedules by it)
+
 K = 3
 B = 2
 S = 128

@@ -15,6 +15,8 @@ from internet_tf.ops.anchors import feature_size
 from internet_tf.ops.levels import FPN_STRIDES, level_strides
 from internet_tf.ops.roi_align import multilevel_roi_align
 
+pytestmark = pytest.mark.cost(11)  # seconds in make test (tests/conftest.py schedules by it)
+
 S = 128
 
 

@@ -40,6 +40,8 @@ from internet_tf.data.synthetic import synthetic_batch
 from internet_tf.training import optim
 from internet_tf.training.step import build_train_step
 
+pytestmark = pytest.mark.cost(143)  # seconds in make test (tests/conftest.py schedules by it)
+
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 CONFIGS = sorted(os.path.relpath(p, ROOT)[:-5] for p in
                  glob.glob(os.path.join(ROOT, "*.yaml")) + glob.glob(os.path.join(ROOT, "ablations", "*.yaml")))

@@ -10,6 +10,8 @@ import pytest
 
 from internet_tf.training import distribute
 
+pytestmark = pytest.mark.cost(89)  # seconds in make test (tests/conftest.py schedules by it)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -33,7 +35,6 @@ def _check_train_step(result):
         assert rel < 1e-4, f"{kind}: {where} differs by {rel:.2e} (relative)"
 
 
-@pytest.mark.heavy
 def test_two_replicas_equal_one_device():
     """Every two-replica check of the suite in one fresh process (the CPU must be split into
     two devices before TF runs an op; see two_replicas.py), each reported on its own:

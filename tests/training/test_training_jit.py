@@ -12,6 +12,8 @@ from internet_tf.evaluation.runner import run_detector
 from internet_tf.training.jit import JitCompileError, first_line, jit_function
 from internet_tf.training.trainer import build_trainer
 
+pytestmark = pytest.mark.cost(17)  # seconds in make test (tests/conftest.py schedules by it)
+
 IMAGE = tf.reshape(tf.range(2 * 8 * 8, dtype=tf.float32), [1, 8, 8, 2])
 BOXES = tf.constant([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 1.0]])
 

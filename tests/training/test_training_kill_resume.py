@@ -15,6 +15,8 @@ from internet_tf.config import load_config
 from internet_tf.training.trainer import build_trainer
 from tiny_internet import CONFIG, OVERRIDES, embedded_data
 
+pytestmark = pytest.mark.cost(46)  # seconds in make test (tests/conftest.py schedules by it)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 14
 KEEP = 2
@@ -33,7 +35,6 @@ def _checkpoint_values(path, keys):
     return {k: reader.get_tensor(k) for k in keys}
 
 
-@pytest.mark.heavy
 def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     overrides = OVERRIDES + RUN + embedded_data(str(tmp_path / "data"))
     model_dir = str(tmp_path / "run")

@@ -11,6 +11,8 @@ import tiny
 from internet_tf.methods.labelenc.step1 import Step1Error
 from internet_tf.training.trainer import build_trainer
 
+pytestmark = pytest.mark.cost(81)  # seconds in make test (tests/conftest.py schedules by it)
+
 LABELENC = ["model.intertwiner.enabled=false", "model.labelenc.enabled=true", "train.evaluate_at_end=false"]
 
 

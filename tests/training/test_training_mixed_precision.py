@@ -22,6 +22,8 @@ from internet_tf.training.optim import SGD
 from internet_tf.training.step import build_train_step
 from internet_tf.training.trainer import build_trainer
 
+pytestmark = pytest.mark.cost(35)  # seconds in make test (tests/conftest.py schedules by it)
+
 SIXTEEN_BITS = (tf.float16, tf.bfloat16)
 
 

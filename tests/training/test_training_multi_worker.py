@@ -10,6 +10,8 @@ import pytest
 
 from tiny_internet import CONFIG, OVERRIDES, embedded_data
 
+pytestmark = pytest.mark.cost(68)  # seconds in make test (tests/conftest.py schedules by it)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = ["train.steps=3", "train.checkpoint_every=1", "train.summary_every=1"]
 
@@ -24,7 +26,6 @@ def free_ports(n):
     return ports
 
 
-@pytest.mark.heavy
 def test_two_workers_train_and_exit_cleanly(tmp_path):
     overrides = OVERRIDES + STEPS + embedded_data(str(tmp_path / "data"))
     model_dir = str(tmp_path / "run")

@@ -9,6 +9,8 @@ import tiny
 
 from internet_tf.training.trainer import NonFiniteLossError, build_trainer
 
+pytestmark = pytest.mark.cost(53)  # seconds in make test (tests/conftest.py schedules by it)
+
 STEPS = 40
 
 
