@@ -2,32 +2,57 @@
 "nothing already written is lost or corrupted by a failure")."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 
 
-def write_atomic(path: str, data, fsync: bool = True) -> str:
-    """Writes ``data`` (str or bytes) to ``path`` through a uniquely named temporary file in
-    the same folder and ``os.replace``: readers see the old file or the whole new one, never a
-    part, and concurrent writers of different paths never share a temporary name. ``fsync``
-    also flushes the data to disk before the rename. The file gets the usual permissions
-    (0666 less the umask), not ``mkstemp``'s private 0600. Returns ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=directory)
+@contextlib.contextmanager
+def _replacing(path: str):
+    """Yields a uniquely named temporary file in ``path``'s folder (created, empty) for the
+    block to fill; renames it to ``path`` when the block ends, removes it if the block fails.
+    Concurrent writers of different paths never share a temporary name."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_atomic(path: str, data, fsync: bool = True) -> str:
+    """Writes ``data`` (str or bytes) to ``path`` through a temporary file in the same folder
+    and ``os.replace``: readers see the old file or the whole new one, never a part. ``fsync``
+    also flushes the data to disk before the rename. The file gets the usual permissions
+    (0666 less the umask), not ``mkstemp``'s private 0600. Returns ``path``."""
+    with _replacing(path) as tmp:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
     return path
+
+
+def place_atomic(source: str, path: str) -> str:
+    """Puts the file ``source`` at ``path`` as ``write_atomic`` writes: a hard link (no bytes
+    copied) when the file system allows one, else a copy, made under a temporary name and
+    renamed into place. Returns ``"linked"`` or ``"copied"``."""
+    with _replacing(path) as tmp:
+        os.remove(tmp)  # os.link needs a free name; the block's file only reserved a unique one
+        try:
+            os.link(source, tmp)
+            how = "linked"
+        except OSError:
+            shutil.copyfile(source, tmp)
+            how = "copied"
+    return how
 
 
 def _read_umask() -> int:

@@ -1,11 +1,11 @@
-"""internet_tf.files: the one atomic write."""
+"""internet_tf.files: the one atomic write, and the atomic link-or-copy of a file."""
 import json
 import math
 import os
 
 import pytest
 
-from internet_tf.files import write_atomic, write_json_atomic
+from internet_tf.files import place_atomic, write_atomic, write_json_atomic
 
 
 def test_write_atomic_text_and_bytes_replace_the_whole_file(tmp_path):
@@ -36,3 +36,24 @@ def test_written_files_get_the_umask_permissions_not_private_ones(tmp_path):
     finally:
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == 0o644  # readable by others, like open(..., "w")
+
+
+def test_place_atomic_links_else_copies_and_replaces_the_whole_file(tmp_path, monkeypatch):
+    source, target = tmp_path / "src.jpg", tmp_path / "out" / "a.jpg"
+    source.write_bytes(b"\xff\xd8 new")
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    assert place_atomic(str(source), str(target)) == "linked"
+    assert os.path.samefile(source, target) and target.read_bytes() == b"\xff\xd8 new"
+
+    def no_link(src, dst):  # another file system
+        raise OSError("cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    other = tmp_path / "out" / "b.jpg"
+    assert place_atomic(str(source), str(other)) == "copied"
+    assert not os.path.samefile(source, other) and other.read_bytes() == b"\xff\xd8 new"
+    assert sorted(os.listdir(target.parent)) == ["a.jpg", "b.jpg"]  # no temporary left
+    with pytest.raises(FileNotFoundError):
+        place_atomic(str(tmp_path / "missing.jpg"), str(target))
+    assert target.read_bytes() == b"\xff\xd8 new" and sorted(os.listdir(target.parent)) == ["a.jpg", "b.jpg"]

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import io
 import os
-import shutil
 from typing import Sequence
 
 from absl import logging
@@ -39,7 +39,7 @@ from PIL import Image, ImageOps
 from internet_tf.config import check_choice
 from internet_tf.data import voc
 from internet_tf.data.coco_format import DatasetError, parse_bbox, read_json
-from internet_tf.files import write_atomic, write_json_atomic
+from internet_tf.files import place_atomic, write_atomic, write_json_atomic
 
 JPEG_QUALITY = 95
 _JPEG_FORMATS = ("JPEG", "MPO")
@@ -103,33 +103,29 @@ def _stems(images: list, prefix: str, root: str, split: str, origin: str) -> lis
 
 
 def _write_image(source: str, target: str, result: Conversion) -> int | None:
-    """Writes ``source`` as the JPEG ``target``; returns its channel count (None: skipped)."""
+    """Writes ``source`` as the JPEG ``target`` (``files.write_atomic`` / ``place_atomic``:
+    readers never see a part); returns its channel count (None: skipped)."""
     if not os.path.isfile(source):
         result.skips["missing_image_file"] += 1
         return None
-    tmp = f"{target}.{os.getpid()}.tmp"  # renamed into place: readers never see a part
     try:
         with Image.open(source) as im:
             fmt, depth = im.format, 1 if im.mode in ("1", "L", "I", "I;16", "F") else 3
             if fmt not in _JPEG_FORMATS:
+                buf = io.BytesIO()
                 im = ImageOps.exif_transpose(im).convert("L" if depth == 1 else "RGB")
-                im.save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
-                os.replace(tmp, target)
-                result.reencoded += 1
-                return depth
+                im.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     except Exception as e:  # PIL raises many types for a damaged file.
         logging.warning("internet-convert: skipped unreadable image %s: %s", source, e)
         result.skips["corrupt_image"] += 1
         return None
-    if os.path.exists(tmp):
-        os.remove(tmp)
-    try:
-        os.link(source, tmp)
+    if fmt not in _JPEG_FORMATS:
+        write_atomic(target, buf.getvalue(), fsync=False)
+        result.reencoded += 1
+    elif place_atomic(source, target) == "linked":
         result.linked += 1
-    except OSError:
-        shutil.copyfile(source, tmp)
+    else:
         result.copied += 1
-    os.replace(tmp, target)
     return depth
 
 
