@@ -20,6 +20,8 @@ from internet_tf.cli import convert, evaluate, feature_norms, mechanism, train
 assert "tensorflow" not in sys.modules, "a tool imported TensorFlow before its own checks"
 assert internet_tf.run_dir.latest_checkpoint("nowhere") is None
 assert "tensorflow" not in sys.modules, "TensorFlow imported to find no checkpoint"
+import internet_tf.data.datasets  # internet-train reads and checks the data before TF starts
+assert "tensorflow" not in sys.modules, "TensorFlow imported to load the datasets"
 assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
 importlib.reload(internet_tf.cli)

@@ -26,8 +26,14 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     cfg = load_flags_config()
-    start_tensorflow()
     from internet_tf.data.coco import DatasetError
+    from internet_tf.data.datasets import load_datasets
+
+    try:  # the data is read and checked before TensorFlow starts (no TF needed)
+        data = load_datasets(cfg)
+    except (DatasetError, ConfigError) as e:
+        fail(str(e))
+    start_tensorflow()
     from internet_tf.modeling.backbone import BackboneWeightsError
     from internet_tf.training import distribute
     from internet_tf.training.run import train_and_evaluate
@@ -36,7 +42,7 @@ def main(argv):
         if FLAGS.cpu_devices:
             distribute.split_cpu(FLAGS.cpu_devices)
         strategy = distribute.make_strategy(FLAGS.strategy)
-        train_and_evaluate(cfg, FLAGS.model_dir, strategy)
+        train_and_evaluate(cfg, FLAGS.model_dir, strategy, data=data)
     except (DatasetError, BackboneWeightsError, ConfigError, distribute.StrategyError) as e:
         fail(str(e))
 

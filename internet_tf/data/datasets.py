@@ -7,16 +7,18 @@
 as a VOC root (``root/voc``, splits ``train`` and ``val``) and read through the VOC reader,
 its classes in the COCO route's order. ``DatasetBundle.kind`` says which reader ran
 (``"voc"`` or ``"coco"``), so evaluation picks the matching metric.
+
+Importing this module and ``load_datasets`` need no TensorFlow (the readers are pycocotools,
+PIL and XML), so ``internet-train`` checks the data before it imports TF; the ``tf.data``
+functions import the pipeline when called.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Optional
 
-import tensorflow as tf
-
 from internet_tf.config import Config, ConfigError
-from internet_tf.data import embedded, pipeline, voc
+from internet_tf.data import embedded, voc
 from internet_tf.data.coco import CocoIndex, DatasetError
 
 
@@ -97,6 +99,8 @@ def train_dataset(bundle: DatasetBundle, cfg: Config, start_step: int = 0, batch
     ``batch_size`` (default: the global ``train.batch_size``) is a replica's share when the
     stream is split over replicas; ``shard`` picks an input pipeline's batches of it.
     """
+    from internet_tf.data import pipeline
+
     batch_size = batch_size or cfg.train.batch_size
     return pipeline.build_dataset(
         bundle.train, image_size=cfg.model.image_size, batch_size=batch_size,
@@ -109,13 +113,17 @@ def train_dataset(bundle: DatasetBundle, cfg: Config, start_step: int = 0, batch
 def distributed_train_dataset(bundle: DatasetBundle, cfg: Config, strategy, start_step: int = 0):
     """The training stream split over ``strategy``'s replicas: the global batch of each step
     is the single-device one, cut into per-replica slices in replica order."""
+    import tensorflow as tf
+
+    from internet_tf.data import pipeline
+
     global_batch = cfg.train.batch_size
     replicas = strategy.num_replicas_in_sync
     if global_batch % replicas:
         raise ConfigError(f"train.batch_size={global_batch} does not split evenly over "
                          f"{replicas} replicas; use a multiple of {replicas}")
 
-    def make(context: tf.distribute.InputContext):
+    def make(context):  # a tf.distribute.InputContext
         return train_dataset(bundle, cfg, start_step, context.get_per_replica_batch_size(global_batch),
                              shard=(context.num_input_pipelines, context.input_pipeline_id))
 
@@ -128,6 +136,8 @@ def distributed_train_dataset(bundle: DatasetBundle, cfg: Config, strategy, star
 
 
 def eval_dataset(bundle: DatasetBundle, cfg: Config):
+    from internet_tf.data import pipeline
+
     return pipeline.build_dataset(
         bundle.val, image_size=cfg.model.image_size, batch_size=cfg.eval.batch_size,
         max_instances=cfg.data.max_instances, training=False, flip=False)

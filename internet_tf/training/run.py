@@ -9,10 +9,11 @@ from internet_tf.evaluation.runner import evaluate_model, metrics_text
 from internet_tf.training.trainer import build_trainer
 
 
-def train_and_evaluate(cfg, model_dir: str, strategy=None) -> dict:
+def train_and_evaluate(cfg, model_dir: str, strategy=None, data=None) -> dict:
     """Trains to the configured step (resuming), then the chief evaluates; returns the
-    metrics ({} on other workers)."""
-    trainer = build_trainer(cfg, model_dir, strategy=strategy)
+    metrics ({} on other workers). ``data``: the loaded datasets (``load_datasets(cfg)``
+    when not given)."""
+    trainer = build_trainer(cfg, model_dir, strategy=strategy, data=data)
     trainer.train()
     if not cfg.train.evaluate_at_end or not trainer.is_chief:
         return {}
