@@ -108,19 +108,21 @@ def _write_image(source: str, target: str, result: Conversion) -> int | None:
     if not os.path.isfile(source):
         result.skips["missing_image_file"] += 1
         return None
+    jpeg = None  # the re-encoded bytes of a non-JPEG source
     try:
         with Image.open(source) as im:
-            fmt, depth = im.format, 1 if im.mode in ("1", "L", "I", "I;16", "F") else 3
-            if fmt not in _JPEG_FORMATS:
+            depth = 1 if im.mode in ("1", "L", "I", "I;16", "F") else 3
+            if im.format not in _JPEG_FORMATS:
                 buf = io.BytesIO()
                 im = ImageOps.exif_transpose(im).convert("L" if depth == 1 else "RGB")
                 im.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+                jpeg = buf.getvalue()
     except Exception as e:  # PIL raises many types for a damaged file.
         logging.warning("internet-convert: skipped unreadable image %s: %s", source, e)
         result.skips["corrupt_image"] += 1
         return None
-    if fmt not in _JPEG_FORMATS:
-        write_atomic(target, buf.getvalue(), fsync=False)
+    if jpeg is not None:
+        write_atomic(target, jpeg, fsync=False)
         result.reencoded += 1
     elif place_atomic(source, target) == "linked":
         result.linked += 1
