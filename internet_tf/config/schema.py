@@ -118,6 +118,9 @@ class OTConfig:
     detach_plan: bool = False
     pool_size: int = 8  # critic H pools to pool_size² = k spatial features per channel
     generator_kernel: int = 2
+    # H first average-pools a larger map to input_size² (ours; SPEC §3's H is an example);
+    # 0: H convolves the whole map (P2 at 512²: 128², 16x the convolutions of 32²)
+    input_size: int = 0
 
 
 @dataclass

@@ -93,6 +93,7 @@ RANGES = {
     "model.intertwiner.ot.iterations": AT_LEAST_1,
     "model.intertwiner.ot.pool_size": AT_LEAST_1,
     "model.intertwiner.ot.generator_kernel": AT_LEAST_1,
+    "model.intertwiner.ot.input_size": NON_NEGATIVE,
     "model.labelenc.distill_weight": NON_NEGATIVE,
     "model.labelenc.distill_start": UNIT,  # fractions of train.steps
     "model.labelenc.distill_stop": UNIT,

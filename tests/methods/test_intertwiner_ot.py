@@ -141,3 +141,27 @@ def test_ot_module_checkpoint_roundtrip(tmp_path):
     restored = {v.path: v.numpy() for v in dst.variables}
     for v in src.variables:
         np.testing.assert_array_equal(restored[v.path], v.numpy(), err_msg=v.path)
+
+
+def test_critic_input_size_pools_the_map_before_its_convs():
+    """``input_size``: H on a 16×16 map equals H without it on the 4×4-averaged map (the same
+    weights); maps at or below the size pass unchanged; the output shape does not change."""
+    x = tf.random.normal([2, 16, 16, C])
+    pooled = ot.OTCritic(C, pool_size=2, input_size=4)
+    plain = ot.OTCritic(C, pool_size=2)
+    pooled(x, training=False)
+    plain(x, training=False)
+    plain.set_weights(pooled.get_weights())
+    averaged = tf.nn.avg_pool2d(x, 4, 4, "VALID")
+    np.testing.assert_allclose(pooled(x, training=False).numpy(), plain(averaged, training=False).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    small = tf.random.normal([2, 4, 3, C])
+    np.testing.assert_allclose(pooled(small, training=False).numpy(), plain(small, training=False).numpy(),
+                               rtol=1e-6)
+    assert ot.shrink(small, 4) is small
+    # uneven and dynamic sizes: 10 -> 4 adaptive bins, 3 kept
+    dyn = tf.function(lambda t: ot.shrink(t, 4), input_signature=[tf.TensorSpec([None, None, None, C])])
+    y = tf.random.normal([1, 10, 3, C])
+    expect = np.einsum("ph,bhwc->bpwc", ot._adaptive_pool_matrix(tf.constant(10), 4).numpy(), y.numpy())
+    np.testing.assert_allclose(dyn(y).numpy(), expect, rtol=1e-5, atol=1e-6)
+    assert pooled(tf.random.normal([1, 10, 7, C]), training=True).shape == (1, C, 4)

@@ -6,6 +6,8 @@
 - ``OTCritic`` is H_l of Alg. 1 (not the intertwiner's critic): two stride-2 3×3 convs
   (+ BN + ReLU) keeping C channels, adaptive average pooling to pool_size², then
   [B, C, k] with k = pool_size²: the C channels are the samples of each distribution.
+  With ``input_size`` > 0 it first average-pools a map larger than input_size² to that
+  size (ours: at 512², H_2's convolutions on P2 cost 16× those on 32²).
 - ``alignment_loss`` is the Table 1(d) supervision between p_l and p_{m|l}: "ot" (Alg. 1,
   cosine ground cost, default), "ot_biased" (Sec. 6.3), "l2" and "kl".
 - ``OTModule`` holds F_l and H_l for the levels l ∈ {2, 3, 4} and returns the per-level
@@ -77,12 +79,26 @@ def _adaptive_pool_matrix(n, out):
     return mask / tf.reduce_sum(mask, axis=1, keepdims=True)
 
 
-class OTCritic(keras.layers.Layer):
-    """H_l: [B, H, W, C] -> [B, C, pool_size²] (two stride-2 conv + BN + ReLU, adaptive avg pool)."""
+def shrink(x, size: int):
+    """Adaptive average pooling of [B, H, W, C] to at most size × size (a side already at or
+    below ``size`` is kept as it is)."""
+    hw = x.shape[1:3]
+    if hw.is_fully_defined() and max(hw) <= size:
+        return x
+    shape = tf.shape(x)
+    pool_h = tf.cast(_adaptive_pool_matrix(shape[1], tf.minimum(shape[1], size)), x.dtype)
+    pool_w = tf.cast(_adaptive_pool_matrix(shape[2], tf.minimum(shape[2], size)), x.dtype)
+    return tf.einsum("ph,bhwc,qw->bpqc", pool_h, x, pool_w)
 
-    def __init__(self, channels: int, pool_size: int = 8, name: str = "ot_critic", **kwargs):
+
+class OTCritic(keras.layers.Layer):
+    """H_l: [B, H, W, C] -> [B, C, pool_size²] (two stride-2 conv + BN + ReLU, adaptive avg
+    pool; with ``input_size`` > 0, the input is first pooled to at most input_size²)."""
+
+    def __init__(self, channels: int, pool_size: int = 8, input_size: int = 0,
+                 name: str = "ot_critic", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.pool_size = pool_size
+        self.pool_size, self.input_size = pool_size, input_size
         conv = lambda i: keras.layers.Conv2D(channels, 3, strides=2, padding="same",  # noqa: E731
                                              kernel_initializer="he_uniform", name=f"conv{i}")
         self.conv1, self.conv2 = conv(1), conv(2)
@@ -90,6 +106,8 @@ class OTCritic(keras.layers.Layer):
         self.bn2 = BatchNorm(name="bn2")
 
     def call(self, x, training=None):
+        if self.input_size:
+            x = shrink(x, self.input_size)
         for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2)):
             x = tf.nn.relu(bn(conv(x), training=training))
         shape = tf.shape(x)
@@ -143,7 +161,7 @@ class OTModule(keras.layers.Layer):
     def __init__(self, levels=RELIABLE_LEVELS, channels: int = 256, source: str = "generator",
                  kind: str = "ot", epsilon: float = 0.1, num_iters: int = 10,
                  log_domain: bool = False, detach_plan: bool = False, pool_size: int = 8,
-                 generator_kernel: int = 2, into_pyramid: bool = True, name: str = "ot_module",
+                 input_size: int = 0, generator_kernel: int = 2, into_pyramid: bool = True, name: str = "ot_module",
                  **kwargs):
         super().__init__(name=name, **kwargs)
         if source not in SOURCES:
@@ -158,7 +176,7 @@ class OTModule(keras.layers.Layer):
         self.into_pyramid = into_pyramid
         generators = ([Generator(channels, generator_kernel, name=f"generator_p{l}")
                        for l in self.levels] if source == "generator" else [])
-        critics = ([OTCritic(channels, pool_size, name=f"critic_p{l}") for l in self.levels]
+        critics = ([OTCritic(channels, pool_size, input_size, name=f"critic_p{l}") for l in self.levels]
                    if kind != "none" else [])
         track(self, generators + critics)  # lists in ``levels`` order, for indexing
         self.generators, self.critics = generators, critics
