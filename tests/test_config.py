@@ -209,6 +209,8 @@ def test_new_cross_field_number_checks():
         load_config(None, ["model.roi.bg_iou_low=0.6"])
     with pytest.raises(ConfigError, match=r"'model\.intertwiner\.makeup_kernel' must be odd, got 4"):
         load_config(None, ["model.intertwiner.makeup_kernel=4"])
+    with pytest.raises(ConfigError, match=r"'model\.intertwiner\.ot\.input_level' must be 0 \(off\) or a pyramid level"):
+        load_config(None, ["model.intertwiner.ot.input_level=1"])
     with pytest.raises(ConfigError, match=r"'model\.image_size' must be a positive multiple of 64, got 100"):
         load_config(None, ["model.image_size=100"])
 

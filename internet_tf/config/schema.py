@@ -118,9 +118,10 @@ class OTConfig:
     detach_plan: bool = False
     pool_size: int = 8  # critic H pools to pool_size² = k spatial features per channel
     generator_kernel: int = 2
-    # H first average-pools a larger map to input_size² (ours; SPEC §3's H is an example);
-    # 0: H convolves the whole map (P2 at 512²: 128², 16x the convolutions of 32²)
-    input_size: int = 0
+    # H reads P_l and P_{m|l} average-pooled to level input_level's size where larger (ours;
+    # SPEC §3's H is an example): 4 pools P2 4x and P3 2x, H's convolutions 16x and 4x fewer.
+    # 0: H convolves the whole maps. Chosen by configs/studies/demo_light.yaml (default_h16).
+    input_level: int = 4
 
 
 @dataclass

@@ -93,7 +93,7 @@ RANGES = {
     "model.intertwiner.ot.iterations": AT_LEAST_1,
     "model.intertwiner.ot.pool_size": AT_LEAST_1,
     "model.intertwiner.ot.generator_kernel": AT_LEAST_1,
-    "model.intertwiner.ot.input_size": NON_NEGATIVE,
+    "model.intertwiner.ot.input_level": Range(0, 6),  # 0 (off) or a level: below
     "model.labelenc.distill_weight": NON_NEGATIVE,
     "model.labelenc.distill_start": UNIT,  # fractions of train.steps
     "model.labelenc.distill_stop": UNIT,
@@ -179,6 +179,9 @@ def validate(cfg: Config) -> Config:
             "config key 'model.intertwiner.alignment' aligns P_l with the up-sampled P_{m|l}; it needs "
             "'model.intertwiner.reliable_source' to be 'bilinear' or 'generator' (Table 1d), "
             f"got {it.reliable_source!r}")
+    if it.ot.input_level == 1:
+        raise ConfigError("config key 'model.intertwiner.ot.input_level' must be 0 (off) or a "
+                          "pyramid level 2-6, got 1")
     if it.makeup_kernel % 2 == 0:
         raise ConfigError(f"config key 'model.intertwiner.makeup_kernel' must be odd, got {it.makeup_kernel}")
     le = m.labelenc

@@ -143,25 +143,40 @@ def test_ot_module_checkpoint_roundtrip(tmp_path):
         np.testing.assert_array_equal(restored[v.path], v.numpy(), err_msg=v.path)
 
 
-def test_critic_input_size_pools_the_map_before_its_convs():
-    """``input_size``: H on a 16×16 map equals H without it on the 4×4-averaged map (the same
-    weights); maps at or below the size pass unchanged; the output shape does not change."""
+def test_critic_size_pools_the_map_before_its_convs():
+    """``size``: H on a 16×16 map equals H on the 4×4-averaged map; a map at or below the
+    size passes unchanged; uneven and dynamic sizes pool into adaptive bins."""
+    critic = ot.OTCritic(C, pool_size=2)
     x = tf.random.normal([2, 16, 16, C])
-    pooled = ot.OTCritic(C, pool_size=2, input_size=4)
-    plain = ot.OTCritic(C, pool_size=2)
-    pooled(x, training=False)
-    plain(x, training=False)
-    plain.set_weights(pooled.get_weights())
-    averaged = tf.nn.avg_pool2d(x, 4, 4, "VALID")
-    np.testing.assert_allclose(pooled(x, training=False).numpy(), plain(averaged, training=False).numpy(),
+    np.testing.assert_allclose(critic(x, training=False, size=(4, 4)).numpy(),
+                               critic(tf.nn.avg_pool2d(x, 4, 4, "VALID"), training=False).numpy(),
                                rtol=1e-5, atol=1e-6)
     small = tf.random.normal([2, 4, 3, C])
-    np.testing.assert_allclose(pooled(small, training=False).numpy(), plain(small, training=False).numpy(),
-                               rtol=1e-6)
-    assert ot.shrink(small, 4) is small
-    # uneven and dynamic sizes: 10 -> 4 adaptive bins, 3 kept
-    dyn = tf.function(lambda t: ot.shrink(t, 4), input_signature=[tf.TensorSpec([None, None, None, C])])
+    assert ot.shrink(small, (4, 4)) is small
+    dyn = tf.function(lambda t, hw: ot.shrink(t, hw),
+                      input_signature=[tf.TensorSpec([None, None, None, C]), tf.TensorSpec([2], tf.int32)])
     y = tf.random.normal([1, 10, 3, C])
     expect = np.einsum("ph,bhwc->bpwc", ot._adaptive_pool_matrix(tf.constant(10), 4).numpy(), y.numpy())
-    np.testing.assert_allclose(dyn(y).numpy(), expect, rtol=1e-5, atol=1e-6)
-    assert pooled(tf.random.normal([1, 10, 7, C]), training=True).shape == (1, C, 4)
+    np.testing.assert_allclose(dyn(y, tf.constant([4, 4])).numpy(), expect, rtol=1e-5, atol=1e-6)
+    assert critic(tf.random.normal([1, 10, 7, C]), training=True, size=(4, 4)).shape == (1, C, 4)
+
+
+def test_input_level_gives_h_every_map_at_that_levels_size():
+    """OTModule(input_level=4) computes W_l on P_l and P_{m|l} pooled to P4's size: the same
+    numbers as input_level 0 on maps pooled by hand (P2 by 4, P3 by 2, P4 as it is)."""
+    pyramid = {l: tf.random.normal([2, 64 // 2 ** (l - 2), 64 // 2 ** (l - 2), C]) for l in (2, 3, 4, 5)}
+    pooled_module = ot.OTModule(channels=C, pool_size=2, input_level=4)
+    plain_module = ot.OTModule(channels=C, pool_size=2)
+    up = pooled_module.upsampled(pyramid, training=False)
+    pooled_module.alignment(pyramid, up, training=False)
+    plain_module.upsampled(pyramid, training=False)
+    plain_module.alignment(pyramid, up, training=False)
+    plain_module.set_weights(pooled_module.get_weights())
+    factor = {2: 4, 3: 2, 4: 1}
+    by_hand = lambda m: {l: tf.nn.avg_pool2d(m[l], factor[l], factor[l], "VALID") for l in factor}  # noqa: E731
+    got = pooled_module.alignment(pyramid, up, training=False)
+    want = plain_module.alignment(by_hand(pyramid), by_hand(up), training=False)
+    for l in (2, 3, 4):
+        np.testing.assert_allclose(got[l].numpy(), want[l].numpy(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="input_level 6"):
+        ot.OTModule(channels=C, pool_size=2, input_level=6).alignment(pyramid, up, training=False)

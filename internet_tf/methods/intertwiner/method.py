@@ -49,7 +49,7 @@ class Intertwiner(TrainingMethod):
             self.ot = OTModule(levels=RELIABLE_LEVELS, channels=cfg.fpn_channels,
                                source=it.reliable_source, kind=it.alignment, epsilon=o.epsilon,
                                num_iters=o.iterations, log_domain=o.log_domain,
-                               detach_plan=o.detach_plan, pool_size=o.pool_size, input_size=o.input_size,
+                               detach_plan=o.detach_plan, pool_size=o.pool_size, input_level=o.input_level,
                                generator_kernel=o.generator_kernel, into_pyramid=it.alignment_into_pyramid)
 
     # -- detector path (training and inference) ------------------------------------------

@@ -6,8 +6,8 @@
 - ``OTCritic`` is H_l of Alg. 1 (not the intertwiner's critic): two stride-2 3×3 convs
   (+ BN + ReLU) keeping C channels, adaptive average pooling to pool_size², then
   [B, C, k] with k = pool_size²: the C channels are the samples of each distribution.
-  With ``input_size`` > 0 it first average-pools a map larger than input_size² to that
-  size (ours: at 512², H_2's convolutions on P2 cost 16× those on 32²).
+  ``OTModule(input_level=4)`` first average-pools both maps to level 4's size where they are
+  larger (ours: at 512², H_2's convolutions on P2 cost 16× those on P4's 32²).
 - ``alignment_loss`` is the Table 1(d) supervision between p_l and p_{m|l}: "ot" (Alg. 1,
   cosine ground cost, default), "ot_biased" (Sec. 6.3), "l2" and "kl".
 - ``OTModule`` holds F_l and H_l for the levels l ∈ {2, 3, 4} and returns the per-level
@@ -79,35 +79,34 @@ def _adaptive_pool_matrix(n, out):
     return mask / tf.reduce_sum(mask, axis=1, keepdims=True)
 
 
-def shrink(x, size: int):
-    """Adaptive average pooling of [B, H, W, C] to at most size × size (a side already at or
-    below ``size`` is kept as it is)."""
+def shrink(x, size):
+    """Adaptive average pooling of [B, H, W, C] to at most ``size`` = (h, w) (static ints or a
+    [2] tensor); a side already at or below its bound is kept as it is."""
     hw = x.shape[1:3]
-    if hw.is_fully_defined() and max(hw) <= size:
+    if hw.is_fully_defined() and not tf.is_tensor(size) and hw[0] <= size[0] and hw[1] <= size[1]:
         return x
     shape = tf.shape(x)
-    pool_h = tf.cast(_adaptive_pool_matrix(shape[1], tf.minimum(shape[1], size)), x.dtype)
-    pool_w = tf.cast(_adaptive_pool_matrix(shape[2], tf.minimum(shape[2], size)), x.dtype)
+    pool_h = tf.cast(_adaptive_pool_matrix(shape[1], tf.minimum(shape[1], size[0])), x.dtype)
+    pool_w = tf.cast(_adaptive_pool_matrix(shape[2], tf.minimum(shape[2], size[1])), x.dtype)
     return tf.einsum("ph,bhwc,qw->bpqc", pool_h, x, pool_w)
 
 
 class OTCritic(keras.layers.Layer):
     """H_l: [B, H, W, C] -> [B, C, pool_size²] (two stride-2 conv + BN + ReLU, adaptive avg
-    pool; with ``input_size`` > 0, the input is first pooled to at most input_size²)."""
+    pool); ``call(x, size=(h, w))`` first average-pools x to at most h × w (``shrink``)."""
 
-    def __init__(self, channels: int, pool_size: int = 8, input_size: int = 0,
-                 name: str = "ot_critic", **kwargs):
+    def __init__(self, channels: int, pool_size: int = 8, name: str = "ot_critic", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.pool_size, self.input_size = pool_size, input_size
+        self.pool_size = pool_size
         conv = lambda i: keras.layers.Conv2D(channels, 3, strides=2, padding="same",  # noqa: E731
                                              kernel_initializer="he_uniform", name=f"conv{i}")
         self.conv1, self.conv2 = conv(1), conv(2)
         self.bn1 = BatchNorm(name="bn1")
         self.bn2 = BatchNorm(name="bn2")
 
-    def call(self, x, training=None):
-        if self.input_size:
-            x = shrink(x, self.input_size)
+    def call(self, x, training=None, size=None):
+        if size is not None:
+            x = shrink(x, size)
         for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2)):
             x = tf.nn.relu(bn(conv(x), training=training))
         shape = tf.shape(x)
@@ -155,13 +154,14 @@ class OTModule(keras.layers.Layer):
     ``upsampled(pyramid)`` -> {l: P_{m|l}} (m = l + 1, shaped like P_l);
     ``alignment(pyramid, upsampled)`` -> {l: scalar W_l} ({} when kind == "none").
     H_l sees P_l and P_{m|l} in one call (concatenated on the batch axis), so its batch-norm
-    statistics are shared by both inputs and one function maps both distributions.
+    statistics are shared by both inputs and one function maps both distributions; with
+    ``input_level`` > 0 both are first average-pooled to that level's size where larger.
     """
 
     def __init__(self, levels=RELIABLE_LEVELS, channels: int = 256, source: str = "generator",
                  kind: str = "ot", epsilon: float = 0.1, num_iters: int = 10,
                  log_domain: bool = False, detach_plan: bool = False, pool_size: int = 8,
-                 input_size: int = 0, generator_kernel: int = 2, into_pyramid: bool = True, name: str = "ot_module",
+                 input_level: int = 0, generator_kernel: int = 2, into_pyramid: bool = True, name: str = "ot_module",
                  **kwargs):
         super().__init__(name=name, **kwargs)
         if source not in SOURCES:
@@ -174,9 +174,10 @@ class OTModule(keras.layers.Layer):
         self.epsilon, self.num_iters = epsilon, num_iters
         self.log_domain, self.detach_plan = log_domain, detach_plan
         self.into_pyramid = into_pyramid
+        self.input_level = int(input_level)
         generators = ([Generator(channels, generator_kernel, name=f"generator_p{l}")
                        for l in self.levels] if source == "generator" else [])
-        critics = ([OTCritic(channels, pool_size, input_size, name=f"critic_p{l}") for l in self.levels]
+        critics = ([OTCritic(channels, pool_size, name=f"critic_p{l}") for l in self.levels]
                    if kind != "none" else [])
         track(self, generators + critics)  # lists in ``levels`` order, for indexing
         self.generators, self.critics = generators, critics
@@ -200,7 +201,11 @@ class OTModule(keras.layers.Layer):
         losses = {}
         for i, l in enumerate(self.levels):
             both = tf.concat([tf.cast(self._seen(pyramid[l]), upsampled[l].dtype), upsampled[l]], axis=0)
-            p_l, p_ml = tf.split(self.critics[i](both, training=training), 2, axis=0)
+            if self.input_level and self.input_level not in pyramid:
+                raise ValueError(f"model.intertwiner.ot.input_level {self.input_level}: the pyramid has "
+                                 f"levels {sorted(pyramid)}")
+            size = _spatial_size(pyramid[self.input_level]) if self.input_level else None
+            p_l, p_ml = tf.split(self.critics[i](both, training=training, size=size), 2, axis=0)
             losses[l] = alignment_loss(p_l, p_ml, self.kind, epsilon=self.epsilon,
                                        num_iters=self.num_iters, log_domain=self.log_domain,
                                        detach_plan=self.detach_plan)
