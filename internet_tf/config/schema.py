@@ -120,7 +120,7 @@ class OTConfig:
     generator_kernel: int = 2
     # H reads P_l and P_{m|l} average-pooled to level input_level's size where larger (ours;
     # SPEC §3's H is an example): 4 pools P2 4x and P3 2x, H's convolutions 16x and 4x fewer.
-    # 0: H convolves the whole maps. Chosen by configs/studies/demo_light.yaml (default_h16).
+    # 0: H convolves the whole maps. Chosen by benchmarks/results/study_h_pooled.md.
     input_level: int = 4
 
 

@@ -1,6 +1,6 @@
 """The switches of SPEC §2 "where the paper, its tables and the authors' code disagree", each
 shown to change what it says: make-up placement and residual form, merge point, the critic's extra unit,
-reliable-set passes and the critic's BN statistics, OT gradients into the pyramid, and the
+reliable-set passes and the critic's BN statistics, OT gradients into the pyramid, H's input size, and the
 warm-up ramp of the extra losses."""
 import numpy as np
 import pytest
@@ -185,3 +185,10 @@ def test_warmup_ramps_both_extra_losses_linearly():
         assert float(metrics["extra_loss_ramp"]) == pytest.approx(factor)
     no_warmup, _ = tiny_model(IT + "warmup_steps=0").train_losses(b, training=True, step=tf.constant(0, tf.int64))
     assert float(no_warmup["intertwiner"]) > 0  # without warm-up, full weight from step 0
+
+
+def test_ot_input_level_reaches_the_ot_module():
+    """``ot.input_level`` (ours; what it computes: test_intertwiner_ot.py) is 4 by default and
+    0 restores H on the whole maps."""
+    assert tiny_model().intertwiner.ot.input_level == 4
+    assert tiny_model(IT + "ot.input_level=0").intertwiner.ot.input_level == 0

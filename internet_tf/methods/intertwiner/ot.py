@@ -198,13 +198,13 @@ class OTModule(keras.layers.Layer):
     def alignment(self, pyramid, upsampled, training=None):
         if self.kind == "none":
             return {}
+        if self.input_level and self.input_level not in pyramid:
+            raise ValueError(f"model.intertwiner.ot.input_level {self.input_level}: the pyramid has "
+                             f"levels {sorted(pyramid)}")
+        size = _spatial_size(pyramid[self.input_level]) if self.input_level else None
         losses = {}
         for i, l in enumerate(self.levels):
             both = tf.concat([tf.cast(self._seen(pyramid[l]), upsampled[l].dtype), upsampled[l]], axis=0)
-            if self.input_level and self.input_level not in pyramid:
-                raise ValueError(f"model.intertwiner.ot.input_level {self.input_level}: the pyramid has "
-                                 f"levels {sorted(pyramid)}")
-            size = _spatial_size(pyramid[self.input_level]) if self.input_level else None
             p_l, p_ml = tf.split(self.critics[i](both, training=training, size=size), 2, axis=0)
             losses[l] = alignment_loss(p_l, p_ml, self.kind, epsilon=self.epsilon,
                                        num_iters=self.num_iters, log_domain=self.log_domain,
