@@ -79,6 +79,15 @@ def _adaptive_pool_matrix(n, out):
     return mask / tf.reduce_sum(mask, axis=1, keepdims=True)
 
 
+def _average_pool(x, out_h, out_w, layout: str = "bpqc"):
+    """Adaptive average pooling (``_adaptive_pool_matrix``'s bins) of [B, H, W, C] to
+    out_h × out_w, returned in ``layout`` (b, p = rows, q = columns, c)."""
+    shape = tf.shape(x)
+    pool_h = tf.cast(_adaptive_pool_matrix(shape[1], out_h), x.dtype)
+    pool_w = tf.cast(_adaptive_pool_matrix(shape[2], out_w), x.dtype)
+    return tf.einsum(f"ph,bhwc,qw->{layout}", pool_h, x, pool_w)
+
+
 def shrink(x, size):
     """Adaptive average pooling of [B, H, W, C] to at most ``size`` = (h, w) (static ints or a
     [2] tensor); a side already at or below its bound is kept as it is."""
@@ -86,9 +95,7 @@ def shrink(x, size):
     if hw.is_fully_defined() and not tf.is_tensor(size) and hw[0] <= size[0] and hw[1] <= size[1]:
         return x
     shape = tf.shape(x)
-    pool_h = tf.cast(_adaptive_pool_matrix(shape[1], tf.minimum(shape[1], size[0])), x.dtype)
-    pool_w = tf.cast(_adaptive_pool_matrix(shape[2], tf.minimum(shape[2], size[1])), x.dtype)
-    return tf.einsum("ph,bhwc,qw->bpqc", pool_h, x, pool_w)
+    return _average_pool(x, tf.minimum(shape[1], size[0]), tf.minimum(shape[2], size[1]))
 
 
 class OTCritic(keras.layers.Layer):
@@ -110,9 +117,7 @@ class OTCritic(keras.layers.Layer):
         for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2)):
             x = tf.nn.relu(bn(conv(x), training=training))
         shape = tf.shape(x)
-        pool_h = _adaptive_pool_matrix(shape[1], self.pool_size)
-        pool_w = _adaptive_pool_matrix(shape[2], self.pool_size)
-        x = tf.einsum("ph,bhwc,qw->bcpq", pool_h, tf.cast(x, tf.float32), pool_w)
+        x = _average_pool(tf.cast(x, tf.float32), self.pool_size, self.pool_size, layout="bcpq")
         return tf.reshape(x, [shape[0], x.shape[1] or shape[3], self.pool_size * self.pool_size])
 
 
