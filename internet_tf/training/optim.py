@@ -69,10 +69,35 @@ class SGD(keras.optimizers.SGD):
     """Keras SGD for gradients that arrive already summed over the replicas: the train step
     all-reduces them itself, before the global-norm clip (``training/step.py``), so Keras'
     second all-reduce of every gradient is skipped. Each replica then applies the same
-    global gradient to its copy of the variables. Outside a strategy nothing changes."""
+    global gradient to its copy of the variables. Outside a strategy nothing changes.
+
+    Each weight's update is two fused kernels instead of Keras' eight element-wise passes
+    (issue 11: 112 → 75 ms per step for 47 M weights on the 2-core CPU), with the same
+    arithmetic: the decoupled decay ``w ← w − lr·wd·w`` as ``ResourceApplyGradientDescent``,
+    then the momentum step ``m ← μ·m − lr·g; w ← w + m`` (or Nesterov's) as
+    ``ResourceApplyKerasMomentum``. Without momentum, Keras' own update runs."""
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return list(grads_and_vars)
+
+    def _apply_weight_decay(self, variables):
+        """Decay is applied in ``update_step``, weight by weight, just before its update."""
+        if self.momentum == 0:
+            super()._apply_weight_decay(variables)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.momentum == 0:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype)
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            tf.raw_ops.ResourceApplyGradientDescent(
+                var=variable.handle, alpha=lr * tf.cast(self.weight_decay, dtype), delta=tf.identity(variable))
+        momentum = self.momentums[self._get_variable_index(variable)]
+        # Under a strategy ``.handle`` is this replica's copy (we are inside its update call).
+        tf.raw_ops.ResourceApplyKerasMomentum(
+            var=variable.handle, accum=momentum.value.handle, lr=lr, grad=tf.cast(gradient, dtype),
+            momentum=tf.cast(self.momentum, dtype), use_nesterov=self.nesterov)
 
 
 def build_optimizer(cfg: TrainConfig, num_train_images: int) -> SGD:
