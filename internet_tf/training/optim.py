@@ -71,11 +71,11 @@ class SGD(keras.optimizers.SGD):
     second all-reduce of every gradient is skipped. Each replica then applies the same
     global gradient to its copy of the variables. Outside a strategy nothing changes.
 
-    Each weight's update is two fused kernels instead of Keras' eight element-wise passes
-    (issue 11: 112 → 75 ms per step for 47 M weights on the 2-core CPU), with the same
-    arithmetic: the decoupled decay ``w ← w − lr·wd·w`` as ``ResourceApplyGradientDescent``,
-    then the momentum step ``m ← μ·m − lr·g; w ← w + m`` (or Nesterov's) as
-    ``ResourceApplyKerasMomentum``. Without momentum, Keras' own update runs."""
+    Each weight's update is two passes instead of Keras' eight element-wise ones, with the
+    same arithmetic up to float32 rounding: the decoupled decay ``w ← w − lr·wd·w`` as one
+    product ``w·(1 − lr·wd)``, then the momentum step ``m ← μ·m − lr·g; w ← w + m`` (or
+    Nesterov's) as one fused kernel, ``ResourceApplyKerasMomentum`` (issue 11; timed by
+    ``benchmarks/optimizer_update.py``). Without momentum, Keras' own update runs."""
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return list(grads_and_vars)
@@ -91,8 +91,7 @@ class SGD(keras.optimizers.SGD):
         dtype = variable.dtype
         lr = tf.cast(learning_rate, dtype)
         if self.weight_decay is not None and self._use_weight_decay(variable):
-            tf.raw_ops.ResourceApplyGradientDescent(
-                var=variable.handle, alpha=lr * tf.cast(self.weight_decay, dtype), delta=tf.identity(variable))
+            variable.assign(variable * (1.0 - lr * tf.cast(self.weight_decay, dtype)))
         momentum = self.momentums[self._get_variable_index(variable)]
         # Under a strategy ``.handle`` is this replica's copy (we are inside its update call).
         tf.raw_ops.ResourceApplyKerasMomentum(
