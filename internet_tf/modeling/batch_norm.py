@@ -71,7 +71,11 @@ class BatchNorm(keras.layers.BatchNormalization):
     def _fused(self, inputs, train, update_statistics):
         """The same normalisation as the unfused path, as one ``FusedBatchNormV3`` op and its
         one gradient op (instead of ~50 small ops each way): fewer ops to run and to trace."""
-        x = tf.cast(inputs, "float32")
+        # A bfloat16 map goes in as it is: the kernel keeps its statistics and arithmetic in
+        # float32 (U) and rounds only its output, so the result is the cast route's, without
+        # two casts of every map (issue 11). float16 keeps the cast: the CPU's half kernel
+        # gives a different training-mode gradient, and no GPU was here to check cuDNN's.
+        x = inputs if inputs.dtype == tf.bfloat16 else tf.cast(inputs, "float32")
         channels = x.shape[-1]
         beta, gamma = self._offset_scale()
         gamma = tf.ones([channels]) if gamma is None else gamma

@@ -112,3 +112,31 @@ def test_fused_kernel_computes_what_the_general_path_computes():
     assert not np.allclose(fused.moving_mean.numpy(), start)  # the first pass moved them
     np.testing.assert_allclose(fused(x, training=False), general(x, training=False, mask=everywhere),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_bfloat16_map_enters_the_fused_kernel_without_casts():
+    """Under a bfloat16 policy the fused kernel takes the map as it is (its statistics stay
+    float32 inside it): the float32 layer's result rounded to bfloat16, with no Cast op."""
+    rng = np.random.default_rng(3)
+    x = tf.cast(tf.constant(rng.normal(1.0, 2.0, (2, 4, 5, 6)), tf.float32), tf.bfloat16)
+    mixed, plain = BatchNorm(dtype="mixed_bfloat16"), BatchNorm()
+    for layer in (mixed, plain):
+        layer.build(x.shape)
+    mixed.gamma.assign(rng.normal(1.0, 0.3, 6))
+    mixed.moving_variance.assign(rng.uniform(0.5, 2.0, 6))
+    plain.set_weights(mixed.get_weights())
+    for training in (False, True):
+        graph = tf.function(lambda t: mixed(t, training=training)).get_concrete_function(x).graph
+        kernels = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
+        assert [op.get_attr("T") for op in kernels] == [tf.bfloat16]
+        assert not [op for op in graph.get_operations()
+                    if op.type == "Cast" and tf.bfloat16 in (op.get_attr("SrcT"), op.get_attr("DstT"))]
+        results = []
+        for layer, t in ((mixed, x), (plain, tf.cast(x, tf.float32))):
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                y = layer(t, training=training, update_statistics=False)
+                loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 2)
+            results.append([tf.cast(v, tf.float32) for v in (y, tape.gradient(loss, t))])
+        for a, b in zip(*results):
+            np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2)
