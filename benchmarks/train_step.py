@@ -37,7 +37,10 @@ for every model timed:
   256→256 convolution at 128² is printed for comparison;
 - achieved / ceiling, one number per model; beside it the ratio against the ceiling's
   median over the same rounds, which a shared machine's load moves least (the best call
-  catches a quiet moment, the step medians do not).
+  catches a quiet moment, the step medians do not);
+- for scale, the lone 3×3 convolution's rate over the best matmul call (what the library's
+  convolutions reach at all: the detector's FLOPs are 94 % convolutions) and each model's
+  achieved rate over that convolution's.
 """
 from __future__ import annotations
 
@@ -156,6 +159,8 @@ def limit_report(cfg, models: dict, medians: dict, ceiling, ceiling_times: list)
     print("achieved / matmul ceiling: " + ", ".join(f"{name} {a / best:.2f}" for name, a in achieved.items())
           + " (against the rounds' median ceiling: "
           + ", ".join(f"{name} {a / median:.2f}" for name, a in achieved.items()) + ")")
+    print(f"for scale: the lone 3×3 conv above reaches {conv / best:.2f} of the best matmul call; achieved / "
+          "that conv's rate: " + ", ".join(f"{name} {a / conv:.2f}" for name, a in achieved.items()))
 
 
 def main(argv):
