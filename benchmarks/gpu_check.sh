@@ -5,7 +5,8 @@
 #     bash benchmarks/gpu_check.sh
 #
 # (a) runs the unit tests that touch dtypes and XLA:
-#     tests/training/test_training_mixed_precision.py, tests/training/test_training_jit.py;
+#     tests/training/test_training_mixed_precision.py, tests/training/test_training_jit.py,
+#     tests/modeling/test_modeling_batch_norm.py (BatchNorm's kernel on a bfloat16 map);
 # (b) times baseline and InterNet train steps, ResNet-50-FPN 512², batch 8, in float32 /
 #     bfloat16 / float16 (train.mixed_precision none|bfloat16|float16), each without and
 #     with XLA (train.jit_compile false|true), with benchmarks/train_step.py --internet_ratio
@@ -80,7 +81,8 @@ nvidia-smi
 echo "CPU: $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 
 section "(a) unit tests that touch dtypes and XLA"
-step tests "$PY" -m pytest -q tests/training/test_training_mixed_precision.py tests/training/test_training_jit.py
+step tests "$PY" -m pytest -q tests/training/test_training_mixed_precision.py tests/training/test_training_jit.py \
+  tests/modeling/test_modeling_batch_norm.py
 
 section "(b) train step, ResNet-50-FPN 512², batch 8: baseline and InterNet"
 for mp in $MIXED; do
