@@ -1,6 +1,7 @@
 """Times the optimizer's update alone (issue 11, "fix what is ours"): ``training.optim.SGD``
-(decay and momentum as two fused kernels per weight) against Keras' own SGD with the same
-settings, on a config's real trainable weights, in alternating rounds in one process.
+(per weight, the decay as one product and the momentum step as one fused kernel) against
+Keras' own SGD with the same settings, on a config's real trainable weights, in alternating
+rounds in one process.
 
     python benchmarks/optimizer_update.py --config configs/baseline_r50_fpn_coco.yaml \
         --override model.backbone_weights=none
