@@ -71,11 +71,11 @@ class SGD(keras.optimizers.SGD):
     second all-reduce of every gradient is skipped. Each replica then applies the same
     global gradient to its copy of the variables. Outside a strategy nothing changes.
 
-    Each weight's update is two passes instead of Keras' eight element-wise ones, with the
+    A decayed weight's update is three element-wise ops instead of Keras' eight, with the
     same arithmetic up to float32 rounding: the decoupled decay ``w ← w − lr·wd·w`` as one
-    product ``w·(1 − lr·wd)``, then the momentum step ``m ← μ·m − lr·g; w ← w + m`` (or
-    Nesterov's) as one fused kernel, ``ResourceApplyKerasMomentum`` (issue 11; timed by
-    ``benchmarks/optimizer_update.py``). Without momentum, Keras' own update runs."""
+    product ``w·(1 − lr·wd)`` and its assignment, then the momentum step ``m ← μ·m − lr·g;
+    w ← w + m`` (or Nesterov's) as one fused kernel, ``ResourceApplyKerasMomentum`` (issue
+    11; timed by ``benchmarks/optimizer_update.py``). Without momentum, Keras' own update runs."""
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return list(grads_and_vars)
