@@ -75,23 +75,22 @@ class SGD(keras.optimizers.SGD):
     same arithmetic up to float32 rounding: the decoupled decay ``w ← w − lr·wd·w`` as one
     product ``w·(1 − lr·wd)`` and its assignment, then the momentum step ``m ← μ·m − lr·g;
     w ← w + m`` (or Nesterov's) as one fused kernel, ``ResourceApplyKerasMomentum`` (issue
-    11; timed by ``benchmarks/optimizer_update.py``). Without momentum, Keras' own update runs."""
+    11; timed by ``benchmarks/optimizer_update.py``). Without momentum, the decay is followed
+    by Keras' own plain step."""
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return list(grads_and_vars)
 
     def _apply_weight_decay(self, variables):
         """Decay is applied in ``update_step``, weight by weight, just before its update."""
-        if self.momentum == 0:
-            super()._apply_weight_decay(variables)
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.momentum == 0:
-            return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         lr = tf.cast(learning_rate, dtype)
         if self.weight_decay is not None and self._use_weight_decay(variable):
             variable.assign(variable * (1.0 - lr * tf.cast(self.weight_decay, dtype)))
+        if self.momentum == 0:
+            return super().update_step(gradient, variable, learning_rate)
         momentum = self.momentums[self._get_variable_index(variable)]
         # Under a strategy ``.handle`` is this replica's copy (we are inside its update call).
         tf.raw_ops.ResourceApplyKerasMomentum(

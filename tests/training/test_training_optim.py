@@ -1,4 +1,4 @@
-"""training/optim.py: the fused SGD update does Keras' SGD arithmetic exactly."""
+"""training/optim.py: the fused SGD update does Keras' SGD arithmetic (to float32 rounding)."""
 from __future__ import annotations
 
 import keras
