@@ -28,10 +28,13 @@ def main(argv):
     cfg = load_flags_config()
     from internet_tf.data.coco import DatasetError
     from internet_tf.data.datasets import load_datasets
+    from internet_tf.training.init_from import InitFromError, locate
 
-    try:  # the data is read and checked before TensorFlow starts (no TF needed)
+    try:  # the data and train.init_from are checked before TensorFlow starts (no TF needed)
+        if cfg.train.init_from:
+            locate(cfg.train.init_from)
         data = load_datasets(cfg)
-    except (DatasetError, ConfigError) as e:
+    except (DatasetError, ConfigError, InitFromError) as e:
         fail(str(e))
     start_tensorflow()
     from internet_tf.modeling.backbone import BackboneWeightsError
@@ -43,7 +46,7 @@ def main(argv):
             distribute.split_cpu(FLAGS.cpu_devices)
         strategy = distribute.make_strategy(FLAGS.strategy)
         train_and_evaluate(cfg, FLAGS.model_dir, strategy, data=data)
-    except (DatasetError, BackboneWeightsError, ConfigError, distribute.StrategyError) as e:
+    except (DatasetError, BackboneWeightsError, ConfigError, InitFromError, distribute.StrategyError) as e:
         fail(str(e))
 
 

@@ -191,6 +191,10 @@ class ModelConfig:
     labelenc: LabelEncConfig = field(default_factory=LabelEncConfig)
 
 
+# The parts of a detector ``train.init_parts`` may name (the methods' layers are one part).
+INIT_PARTS = ("backbone", "fpn", "rpn", "box_head", "predictor", "methods")
+
+
 @dataclass
 class TrainConfig:
     batch_size: int = 8
@@ -215,6 +219,11 @@ class TrainConfig:
     mixed_precision: str = "none"  # none | float16 | bfloat16
     jit_compile: str = "false"  # auto | true | false (YAML booleans accepted)
     log_every: int = 20  # with stdout not a terminal: one plain progress line every N steps
+    # Fine-tuning: at a fresh start (no checkpoint of its own), load these parts of a trained
+    # detector, a run directory (its latest checkpoint) or a checkpoint path; variables of
+    # another shape (a predictor for another class count) are skipped and listed.
+    init_from: Optional[str] = None
+    init_parts: list = field(default_factory=lambda: list(INIT_PARTS))
 
 
 @dataclass

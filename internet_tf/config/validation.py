@@ -11,7 +11,7 @@ import dataclasses
 import math
 from functools import reduce
 
-from internet_tf.config.schema import Config, ConfigError
+from internet_tf.config.schema import INIT_PARTS, Config, ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +171,14 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'model.head.bbox_weights' needs 4 numbers")
     if not 2 <= m.roi.min_level <= m.roi.max_level <= 5:
         raise ConfigError("config keys 'model.roi.min_level'/'max_level' must satisfy 2 <= min <= max <= 5")
+    parts = t.init_parts
+    if (not isinstance(parts, list) or not parts or len(set(map(str, parts))) != len(parts)
+            or not all(p in INIT_PARTS for p in parts)):
+        raise ConfigError(f"config key 'train.init_parts' must list one or more of {INIT_PARTS} "
+                          f"without repeats, got {parts!r}")
+    if t.init_from is not None and (not isinstance(t.init_from, str) or not t.init_from):
+        raise ConfigError(f"config key 'train.init_from' must be a run directory or a checkpoint path, "
+                          f"got {t.init_from!r}")
     if t.steps is None and t.epochs is None:
         raise ConfigError("set one of config keys 'train.steps' or 'train.epochs'")
     it = m.intertwiner

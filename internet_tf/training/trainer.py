@@ -21,7 +21,9 @@ from absl import logging
 from internet_tf.config import Config
 from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, load_datasets
 from internet_tf.run_dir import latest_checkpoint, write_run
+from internet_tf.modeling.factory import build_model
 from internet_tf.training import distribute, optim
+from internet_tf.training.init_from import init_at_fresh_start, note_resume
 from internet_tf.training.progress import Progress
 from internet_tf.training.checkpoint import TrainingCheckpoint
 from internet_tf.training.step import build_train_step
@@ -71,12 +73,16 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     def restore(self) -> int:
-        """Restores the chief's latest checkpoint if there is one; returns the step."""
+        """Restores the chief's latest checkpoint if there is one; at a fresh start, loads
+        ``train.init_from``'s parts instead (``training/init_from.py``) and lets each method
+        initialise itself. Returns the step."""
         latest = latest_checkpoint(self.model_dir)
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Restored %s (step %d)", latest, self.step)
+            note_resume(self.cfg, latest)
         else:
+            init_at_fresh_start(self.model, self.cfg, self.model_dir, build_model, self.is_chief)
             for method in self.model.methods:
                 method.start_fresh(self.model)
         return self.step
