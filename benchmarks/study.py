@@ -9,19 +9,27 @@
 
 A study file (see ``configs/studies/``) has ``seeds``, ``variants`` (name -> ``{config:
 FILE relative to the repository root, overrides: [key=value, ...]}``), optional
-``overrides`` for every variant and ``reference`` (default: the first variant). Overrides
-apply in the order file, variant, ``--override``, then ``seed=S``.
+``overrides`` for every variant and ``reference`` (default: the first variant); a variant may
+name its own ``reference`` (a warm-started variant against the baseline continued as long).
+Overrides apply in the order file, variant, ``--override``, then ``seed=S``. Besides the
+mean ± std table the report pairs each variant with its reference by seed: per seed Δ, the
+mean Δ and its 95 % t-interval (``paired.py``; ``study_paired.png``).
 
 An override may name another variant's run of the same seed as ``{run:NAME}`` (replaced by
 ``OUT/NAME/seed<S>``), e.g. LabelEnc step 2's ``model.labelenc.step1_dir={run:step1}``;
 NAME must come earlier in the file, it is trained first (also when ``--variants`` leaves it
-out), and a run whose NAME run failed is not trained (status ``blocked``). A variant with
+out), and a run whose NAME run failed is not trained (status ``blocked``). A pre-training
+stage is such a variant: ``train.init_from={run:baseline}`` warm-starts each seed's run from
+that seed's baseline, trained once and reused. A variant with
 ``report: false`` (such a first stage) is trained but left out of the table and chart.
 
 Each run is ``internet_tf.cli.train`` in its own subprocess into ``OUT/<variant>/seed<S>``.
 A run is reused when ``eval/metrics.json`` exists and its latest checkpoint is at
 ``train.steps`` (any checkpoint when the budget is in epochs); rerunning resumes an
-interrupted one. A run dir whose saved ``config.yaml`` differs from the config the study
+interrupted one. ``--record FILE`` (the ``study.json`` of an earlier session, kept under
+``benchmarks/results/``) reuses the runs it holds when their config is the one the study would
+use (status ``recorded``); a recorded run that a variant still to be trained starts from is
+trained again here, since only its metrics were kept. A run dir whose saved ``config.yaml`` differs from the config the study
 would use is an error, or with ``--rerun_changed`` is moved aside and retrained. A crashed
 run leaves ``study_error.txt`` and the study goes on (exit code 1 at the end; 2 for a bad
 study file, flag or config).
@@ -50,6 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from internet_tf.config import Config, ConfigError, load_config  # noqa: E402
 from internet_tf.files import write_atomic  # noqa: E402
+from paired import format_paired, paired, paired_chart  # noqa: E402
 from study_report import (ERROR_KEYS, aggregate, bar_chart, error_split_of_run,  # noqa: E402,F401
                           format_error_table, format_table)
 RUN_REF = re.compile(r"\{run:([A-Za-z0-9_.-]+)\}")
@@ -80,7 +89,7 @@ def load_study(path: str) -> dict:
     for name, spec in variants.items():
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)):
             raise StudyError(f"{where}: variant name '{name}' may hold only letters, digits, '_', '-', '.'")
-        _check(spec, ("config", "overrides", "report"), ("config",), f"{where}: variant '{name}'")
+        _check(spec, ("config", "overrides", "report", "reference"), ("config",), f"{where}: variant '{name}'")
         if not isinstance(spec.get("report", True), bool):
             raise StudyError(f"{where}: variant '{name}': 'report' must be true or false")
         for needed in needs({"overrides": spec.get("overrides", [])}):
@@ -91,11 +100,15 @@ def load_study(path: str) -> dict:
     reference = data.get("reference", next(iter(variants)))
     if reference not in variants:
         raise StudyError(f"{where}: reference '{reference}' is not one of the variants")
-    if variants[reference].get("report", True) is False:
-        raise StudyError(f"{where}: reference '{reference}' has report: false")
+    for name, spec in variants.items():
+        ref = spec.get("reference", reference)
+        if ref not in variants or variants[ref].get("report", True) is False:
+            raise StudyError(f"{where}: reference '{ref}'{f' of variant {name!r}' if ref != reference else ''} "
+                             "is not a reported variant of the study")
     return {"seeds": seeds, "overrides": data.get("overrides", []), "reference": reference,
             "variants": {str(n): {"config": str(v["config"]), "overrides": v.get("overrides", []),
-                                  "report": v.get("report", True)} for n, v in variants.items()}}
+                                  "report": v.get("report", True), "reference": str(v.get("reference", reference))}
+                         for n, v in variants.items()}}
 
 
 def needs(variant: dict) -> list:
@@ -141,6 +154,7 @@ def resolve(study: dict, seeds=None, overrides=(), only=None, out: str = ".") ->
         except ConfigError as e:
             raise StudyError(f"variant '{name}' ({spec['config']}): config error: {e}") from e
         plan[name] = {"config": path, "overrides": over, "report": spec["report"], "needs": needs(spec),
+                      "reference": spec.get("reference", study["reference"]),
                       "seed_overrides": per_seed, "configs": configs}
     return plan
 
@@ -197,14 +211,32 @@ def is_finished(run_dir: str, cfg: dict) -> bool:
             and (steps is None or step == steps))
 
 
+def differs(saved: dict, cfg: dict):
+    """The first key where a saved run's config dict and the study's differ in what shapes a
+    run (``relevant``), or None."""
+    return config_diff(relevant(saved), relevant(yaml.safe_load(yaml.safe_dump(cfg))), defaults=Config().to_dict())
+
+
+def load_record(path: str | None) -> dict:
+    """``{(variant, seed): run record with "config" and "metrics"}`` of an earlier study.json."""
+    if not path:
+        return {}
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return {(name, r["seed"]): r for name, v in data["variants"].items() for r in v["runs"]
+                if r.get("metrics") and r.get("config")}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StudyError(f"--record {path}: not a study.json written by this runner ({e})") from e
+
+
 def check_config(run_dir: str, cfg: dict, where: str, rerun_changed: bool = False):
     """Refuses a run dir trained with another config, or moves it aside (``rerun_changed``)."""
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(path):
         return
     with open(path) as f:
-        diff = config_diff(relevant(yaml.safe_load(f)), relevant(yaml.safe_load(yaml.safe_dump(cfg))),
-                           defaults=Config().to_dict())
+        diff = differs(yaml.safe_load(f), cfg)
     if diff is None:
         return
     if not rerun_changed:
@@ -273,9 +305,10 @@ def run_one(run_dir: str, variant: dict, seed: int, report_only: bool, blocked_b
 
 
 def run_study(study_path: str, out: str, seeds=None, overrides=(), only=None,
-              report_only=False, rerun_changed=False, command="") -> int:
-    """Trains what is missing, writes the three files; returns the number of failed runs."""
+              report_only=False, rerun_changed=False, command="", record_path=None) -> int:
+    """Trains what is missing, writes the report files; returns the number of failed runs."""
     study = load_study(study_path)
+    record = load_record(record_path)
     plan = resolve(study, seeds, overrides, only, out)
     seeds = seeds or study["seeds"]
     reported = [n for n, v in plan.items() if v["report"]]
@@ -284,16 +317,27 @@ def run_study(study_path: str, out: str, seeds=None, overrides=(), only=None,
     for name, variant in plan.items():
         for seed in seeds:
             run_dir = os.path.join(out, name, f"seed{seed}")
-            check_config(run_dir, variant["configs"][seed], f"variant '{name}' seed {seed}",
-                         rerun_changed and not report_only)
-            blocked_by = [f"{n}/seed{seed}" for n in variant["needs"]
-                          if runs[n][seeds.index(seed)]["status"] not in ("reused", "trained")]
+            cfg = variant["configs"][seed]
+            check_config(run_dir, cfg, f"variant '{name}' seed {seed}", rerun_changed and not report_only)
+            kept = record.get((name, seed))
+            if kept and not is_finished(run_dir, cfg) and differs(kept["config"], cfg) is None:
+                print(f"recorded {run_dir} (metrics from {record_path})")
+                runs[name].append({"seed": seed, "status": "recorded", "model_dir": run_dir,
+                                   "metrics": kept["metrics"], "config": cfg})
+                continue
+            needed = [runs[n][seeds.index(seed)] for n in variant["needs"]]
+            for n, r in zip(variant["needs"], needed):  # only the metrics were kept: train it here
+                if r["status"] == "recorded" and not report_only:
+                    r["status"] = run_one(r["model_dir"], plan[n], seed, False)
+            blocked_by = [f"{n}/seed{seed}" for n, r in zip(variant["needs"], needed)
+                          if r["status"] not in ("reused", "trained", "recorded")]
             status = run_one(run_dir, variant, seed, report_only, blocked_by)
             metrics = None
             if status in ("reused", "trained"):
                 with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
                     metrics = json.load(f)
-            runs[name].append({"seed": seed, "status": status, "model_dir": run_dir, "metrics": metrics})
+            runs[name].append({"seed": seed, "status": status, "model_dir": run_dir, "metrics": metrics,
+                               "config": cfg})
     for records in runs.values():
         for r in records:
             if r["metrics"] and "AP" in r["metrics"]:  # COCO-format runs
@@ -306,6 +350,9 @@ def run_study(study_path: str, out: str, seeds=None, overrides=(), only=None,
                     for v in plan.values() for c in v["configs"].values()})
     seed_text = ", ".join(map(str, seeds))
     text = format_table(summary, reference, f"`{command}`: step budget {', '.join(steps)}, seeds {seed_text}")
+    pairs = paired({n: runs[n] for n in reported}, {n: plan[n]["reference"] for n in reported})
+    if pairs:
+        text += "\n\n" + format_paired(pairs)
     errors = aggregate({n: runs[n] for n in reported}, ERROR_KEYS, "error_split")
     if any(s["n"] for s in errors.values()):
         text += "\n\n" + format_error_table(errors)
@@ -313,11 +360,17 @@ def run_study(study_path: str, out: str, seeds=None, overrides=(), only=None,
     write_atomic(os.path.join(out, "study.md"), text + "\n")
     write_atomic(os.path.join(out, "study.json"), json.dumps({
         "command": command, "study": study_path, "seeds": seeds, "steps": steps, "reference": reference,
+        "paired": pairs,
         "variants": {n: {"config": os.path.relpath(v["config"], ROOT), "overrides": v["overrides"],
-                         "report": v["report"], "runs": runs[n]} for n, v in plan.items()}}, indent=1))
+                         "report": v["report"], "reference": v["reference"],
+                         "steps": sorted({c["train"]["steps"] or 0 for c in v["configs"].values()}),
+                         "runs": runs[n]} for n, v in plan.items()}}, indent=1))
     bar_chart(summary, os.path.join(out, "study.png"),
               f"{os.path.basename(study_path)}: mean ± std over seeds {seed_text}")
-    print(text + f"\n\nwrote {out}/study.md, study.json, study.png")
+    if pairs:
+        paired_chart(pairs, os.path.join(out, "study_paired.png"),
+                     f"{os.path.basename(study_path)}: paired Δ, mean and 95 % t-interval, seeds {seed_text}")
+    print(text + f"\n\nwrote {out}/study.md, study.json, study.png" + (", study_paired.png" if pairs else ""))
     return sum(r["status"] in ("failed", "blocked") for rs in runs.values() for r in rs)
 
 
@@ -329,6 +382,8 @@ def define_flags(study=None, out=None):
     flags.DEFINE_list("variants", None, "Run only these variants (comma-separated).")
     flags.DEFINE_bool("report_only", False, "Train nothing; tabulate the finished runs.")
     flags.DEFINE_bool("rerun_changed", False, "Move runs trained with another config aside and retrain.")
+    flags.DEFINE_string("record", None, "An earlier session's study.json: its runs with the same config "
+                        "are reused from their recorded metrics.")
     if study is None:
         flags.mark_flag_as_required("study")
 
@@ -342,7 +397,7 @@ def main(argv):
             raise StudyError(f"--seeds must be comma-separated integers, got {FLAGS.seeds!r}")
         seeds = [int(s) for s in FLAGS.seeds.split(",")] if FLAGS.seeds else None
         failed = run_study(FLAGS.study, out, seeds, FLAGS.override, FLAGS.variants,
-                           FLAGS.report_only, FLAGS.rerun_changed, command)
+                           FLAGS.report_only, FLAGS.rerun_changed, command, FLAGS.record)
     except (StudyError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -99,6 +99,13 @@ def bar_chart(summary: dict, path: str, title: str):
     ax.set_ylabel("COCO metric (%)")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    save_png(fig, path)
+
+
+def save_png(fig, path: str):
+    """Writes a matplotlib figure as a PNG (atomically) and closes it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=120)

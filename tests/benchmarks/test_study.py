@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -406,3 +407,57 @@ def test_report_splits_the_lost_ap_into_labels_and_boxes(tmp_path, monkeypatch):
     assert "| old | 0 (seed 0 without error_split) |" in table
     runs = json.load(open(os.path.join(out, "study.json")))["variants"]["base"]["runs"]
     assert runs[0]["error_split"]["AP agnostic"] == pytest.approx(0.4)
+
+
+def test_pretraining_stage_paired_report_and_a_record_reused_in_a_new_session(tmp_path, monkeypatch):
+    """A warm-started variant starts from its seed's baseline (train.init_from={run:base}) and is
+    paired with the baseline continued as long; a later session given the study.json as
+    --record reuses every recorded run, retraining only the pre-training run that a run still
+    to be trained starts from."""
+    text = ("seeds: [0, 1]\noverrides: [train.steps=4]\nreference: base\nvariants:\n"
+            "  base: {config: configs/demo_baseline.yaml}\n"
+            "  new: {config: configs/demo.yaml}\n"
+            "  base_cont: {config: configs/demo_baseline.yaml, overrides: ['train.init_from={run:base}']}\n"
+            "  new_warm: {config: configs/demo.yaml, overrides: ['train.init_from={run:base}'], reference: base_cont}\n")
+    path = write_study(tmp_path, text)
+    out = str(tmp_path / "out")
+    aps = {"base": 0.30, "new": 0.33, "base_cont": 0.40, "new_warm": 0.41}
+    calls = []
+
+    def train(run_dir, config, overrides):
+        calls.append(run_dir)
+        variant, seed = run_dir.split(os.sep)[-2], int(run_dir[-1])
+        fake_run(run_dir, load_config(config, overrides), 4, metrics(0.5 + seed / 100, aps[variant] + seed / 100))
+
+    monkeypatch.setattr(study, "train", train)
+    assert study.run_study(path, out) == 0
+    saved = yaml.safe_load(open(os.path.join(out, "new_warm", "seed1", "config.yaml")))
+    assert saved["train"]["init_from"] == os.path.join(out, "base", "seed1")
+    data = json.load(open(os.path.join(out, "study.json")))
+    assert {n: p["reference"] for n, p in data["paired"].items()} == {"new": "base", "base_cont": "base",
+                                                                     "new_warm": "base_cont"}
+    assert data["paired"]["new_warm"]["deltas"]["APs"] == pytest.approx([1.0, 1.0])
+    assert data["paired"]["new"]["mean"]["APs"] == pytest.approx(3.0)
+    table = open(os.path.join(out, "study.md")).read()
+    assert "| new_warm | base_cont | 2 | +0.0 |" in table.replace(" [+0.0, +0.0]", "")
+    assert os.path.getsize(os.path.join(out, "study_paired.png")) > 1000
+
+    # A new session (a fresh checkout: the output folder is gone) with the record. Nothing retrains...
+    record = str(tmp_path / "record.json")
+    os.replace(os.path.join(out, "study.json"), record)
+    shutil.rmtree(out)
+    calls.clear()
+    assert study.run_study(path, out, record_path=record) == 0 and calls == []
+    data = json.load(open(os.path.join(out, "study.json")))
+    assert {r["status"] for v in data["variants"].values() for r in v["runs"]} == {"recorded"}
+    assert data["paired"]["new"]["mean"]["APs"] == pytest.approx(3.0)
+    # ...except what changed, and the baseline its warm start needs (only its metrics were kept).
+    changed = text.replace("reference: base_cont}", "reference: base_cont}\n  extra: {config: configs/demo.yaml, "
+                           "overrides: ['train.init_from={run:base}', train.learning_rate=0.01], reference: base_cont}")
+    path = write_study(tmp_path, changed)
+    aps["extra"] = 0.5
+    shutil.rmtree(out)
+    assert study.run_study(path, out, seeds=[0], record_path=record) == 0
+    assert calls == [os.path.join(out, v, "seed0") for v in ("base", "extra")]
+    with pytest.raises(study.StudyError, match="--record .*not a study.json"):
+        study.run_study(path, out, record_path=str(tmp_path / "nothing.json"))
