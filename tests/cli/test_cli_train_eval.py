@@ -122,3 +122,8 @@ def test_cli_reports_config_and_data_errors_without_traceback(tmp_path):
     assert "bad.json" in proc.stderr and "Traceback" not in proc.stderr
     proc = run("evaluate", "--model_dir", str(tmp_path / "empty"), "--config", "configs/demo.yaml")
     assert proc.returncode == 2 and "no checkpoint" in proc.stderr
+    # A fine-tuning source that is not there is refused before the data or TensorFlow.
+    proc = run("train", "--config", "configs/demo.yaml", "--model_dir", str(tmp_path / "f"),
+               "--override", f"train.init_from={tmp_path / 'no_run'}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"config key 'train.init_from' = '{tmp_path / 'no_run'}': does not exist" in proc.stderr
