@@ -66,12 +66,19 @@ def _voc_source(cfg: Config) -> tuple[list, str, str, Optional[list]]:
 def _load_voc(cfg: Config, train: bool, val: bool) -> DatasetBundle:
     roots, train_split, val_split, classes = _voc_source(cfg)
     verify = cfg.data.verify_images
+    fix = ""
+    if cfg.data.dataset == "voc" and cfg.data.voc.classes == "voc":
+        fix = ("the classes are PASCAL's 20; for a dataset with classes of its own set "
+               "data.voc.classes: found (the names in the training split's XML)")
     train_index = voc.load_voc(roots, train_split, classes, training=True, verify_images=verify,
-                               drop_difficult=not cfg.data.voc.use_difficult) if train else None
+                               drop_difficult=not cfg.data.voc.use_difficult,
+                               unknown_category_fix=fix) if train else None
     if classes is None:  # "found": the training split's names, for val too.
         classes = train_index.class_names[1:] if train_index else voc.found_classes(roots, train_split)
+        fix = (f"data.voc.classes: found takes the training split's names ({', '.join(classes)}); "
+               "the validation split's objects should use them too")
     val_index = voc.load_voc(roots, val_split, classes, training=False, verify_images=verify,
-                             require_all=False) if val else None
+                             require_all=False, unknown_category_fix=fix) if val else None
     return DatasetBundle(train_index, val_index, kind="voc")
 
 
