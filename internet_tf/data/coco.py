@@ -20,7 +20,9 @@ annotation level
   ``annotation_without_image``, ``crowd_annotation`` (ignored, not an error),
   ``unknown_category``, ``malformed_bbox``, ``zero_area_box``, ``box_outside_image``,
   ``difficult_object`` (VOC ``difficult`` boxes left out of a training index);
-  ``truncated_instances`` is set by ``data/pipeline.py``.
+  ``truncated_instances`` is set by ``data/pipeline.py``, and ``undecodable_image`` (a file
+  that passed the checks but did not decode, left out by the pipeline) by the evaluation
+  (``evaluation/runner.py``).
 
 ``corrupt_image`` covers a file PIL cannot open and, under the default ``header`` check too, a
 JPEG, PNG or WEBP file that ends before its format's end (``data/file_end.py``): a copy cut
@@ -64,7 +66,7 @@ TF_DECODABLE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP"})
 VERIFY_MODES = CHOICES["data.verify_images"]
 _IMAGE_REASONS = ("missing_image_file", "corrupt_image", "unsupported_format",
                   "size_mismatch", "image_without_annotations", "missing_annotation_file",
-                  "malformed_xml", "duplicate_image")
+                  "malformed_xml", "duplicate_image", "undecodable_image")
 # Keys of the json that the index never reads (boxes only): dropped while parsing.
 _UNUSED_KEYS = frozenset({"segmentation"})
 _NAMED_FILES = 5  # file names the report gives per unreadable-image reason

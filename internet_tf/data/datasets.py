@@ -53,6 +53,16 @@ def dataset_paths(cfg: Config) -> dict:
             "val_annotations": d.val_annotations, "val_images": d.val_images}
 
 
+def val_source(cfg: Config) -> str:
+    """The configured validation split, in words (for messages; reads and generates nothing)."""
+    d = cfg.data
+    if d.dataset == "voc":
+        return f"VOC split {d.voc.val_split!r} of {', '.join(d.voc.roots)}"
+    if d.dataset == "embedded":
+        return f"embedded dataset in {d.embedded.root}, {d.embedded.num_val} images"
+    return d.val_annotations
+
+
 def _voc_source(cfg: Config) -> tuple[list, str, str, Optional[list]]:
     """(roots, train split, val split, class names or None for "found") of a VOC read."""
     d = cfg.data
