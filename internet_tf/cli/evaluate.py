@@ -22,6 +22,7 @@ from internet_tf.cli.common import (define_config_flags, latest_checkpoint,
                                     run_with_config)
 from internet_tf.config import copy_config, parse_override
 from internet_tf.data.datasets import val_source
+from internet_tf.training.progress import Phase
 
 define_config_flags()
 if "max_images" not in flags.FLAGS:  # internet-mechanism defines one too, with the same meaning
@@ -50,15 +51,16 @@ def evaluate_checkpoint(cfg, model_dir: str, max_images=None) -> dict:
     images = f"the first {max_images} images" if max_images else "every image"
     print(f"Evaluating checkpoint step {step} ({latest}) on {images} of the validation split "
           f"({val_source(cfg)})", flush=True)
-    tf = start_tensorflow()
-    from internet_tf.data.datasets import load_datasets
-    from internet_tf.evaluation.runner import evaluate_model, images_to_evaluate, metrics_text
-    from internet_tf.modeling.factory import restore_model
-    from internet_tf.training.precision import policy_scope
+    with Phase("starting TensorFlow"):
+        tf = start_tensorflow()
+        from internet_tf.data.datasets import load_datasets
+        from internet_tf.evaluation.runner import evaluate_model, images_to_evaluate, metrics_text
+        from internet_tf.modeling.factory import restore_model
+        from internet_tf.training.precision import policy_scope
 
     bundle = load_datasets(cfg, train=False)
-    with policy_scope(cfg.train.mixed_precision):  # as internet-train's final evaluation
-        model = restore_model(cfg.model, bundle.num_classes, latest)
+    with Phase(f"restoring the detector from {latest}"), policy_scope(cfg.train.mixed_precision):
+        model = restore_model(cfg.model, bundle.num_classes, latest)  # as internet-train's evaluation
     out = os.path.join(model_dir, "eval")
     metrics = evaluate_model(model, bundle, cfg, out, step=step,
                              summary_writer=tf.summary.create_file_writer(out))

@@ -112,8 +112,13 @@ def run_detector(model, bundle: DatasetBundle, cfg: Config, evaluators, *, num_i
     total = images_to_evaluate(bundle, cfg)
     progress = Progress(total, images_per_step=1, every=max(1, total // 10), stream=stream,
                         unit="images", first="first batch", seconds=PROGRESS_SECONDS)
-    for batch in eval_dataset(bundle, cfg):
-        dets = infer(batch["images"], batch["image_info"])
+    batches = iter(eval_dataset(bundle, cfg))
+    while True:
+        with progress.waiting(seen + 1):
+            batch = next(batches, None)
+            if batch is None:
+                break
+            dets = infer(batch["images"], batch["image_info"])
         for evaluator in evaluators:
             evaluator.update(dets["detection_boxes"], dets["detection_scores"], dets["detection_classes"],
                              dets["num_detections"], batch["image_info"])

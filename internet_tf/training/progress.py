@@ -109,6 +109,14 @@ class Progress:
             return contextlib.nullcontext()
         return contextlib.redirect_stdout(self.stream)
 
+    def waiting(self, step: int, seconds: float = 10.0):
+        """A context for the wait on ``step``: before the first step of a plain log (input
+        pipeline start, tracing) a ``still running`` line every ``seconds``; else nothing."""
+        if self._bar is not None or self._line_step != self.start_step:
+            return contextlib.nullcontext()
+        return Phase(f"{self.unit} {step}/{self.total_steps}: starting the input pipeline and tracing",
+                     stream=self.stream, seconds=seconds, clock=self.clock, report=False)
+
     def update(self, step: int, loss: Optional[float] = None, lr: Optional[float] = None) -> Optional[str]:
         """Records that ``step`` finished (with this total loss and learning rate, when
         given). Returns the plain line written, or None (no line due, or terminal mode)."""
@@ -148,13 +156,15 @@ class Phase:
     ``index train: image headers  118287 images  9.1s`` at the end, where the text after the
     name is ``phase.result`` (set inside the block); while the block runs, every ``seconds``
     a line ``index train: image headers  still running 20s (40000 done)`` (the count only
-    with ``count``). Nothing is written when the block raises. Lines are flushed at once.
+    with ``count``). Nothing is written at the end when the block raises or ``report`` is
+    False (another line reports it). Lines are flushed at once.
     """
 
-    def __init__(self, name: str, *, stream: Optional[TextIO] = None, seconds: float = 10.0,
+    def __init__(self, name: str, *, stream: Optional[TextIO] = None, seconds: Optional[float] = 10.0,
                  count: Optional[Callable[[], int]] = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, report: bool = True):
         self.name, self.seconds, self.count, self.clock = name, seconds, count, clock
+        self.report = report
         self.stream = sys.stdout if stream is None else stream
         self.result = ""
         self.elapsed = 0.0
@@ -184,5 +194,5 @@ class Phase:
         if self._thread is not None:
             self._thread.join()
         self.elapsed = self.clock() - self._t0
-        if kind is None:
+        if kind is None and self.report:
             self.write("  ".join(filter(None, [self.result, f"{self.elapsed:.1f}s"])))

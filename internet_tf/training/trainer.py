@@ -22,7 +22,7 @@ from internet_tf.config import Config
 from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, load_datasets
 from internet_tf.run_dir import latest_checkpoint, write_run
 from internet_tf.training import distribute, optim
-from internet_tf.training.progress import Progress
+from internet_tf.training.progress import Phase, Progress
 from internet_tf.training.checkpoint import TrainingCheckpoint
 from internet_tf.training.step import build_train_step
 
@@ -34,7 +34,8 @@ def build_trainer(cfg: Config, model_dir: str, strategy: tf.distribute.Strategy 
     data = data or load_datasets(cfg)
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(cfg.seed)
-    model, optimizer = optim.build_model_and_optimizer(cfg, data.num_classes, len(data.train), strategy)
+    with Phase(f"building the {cfg.model.backbone} detector ({data.num_classes} classes) and its optimizer"):
+        model, optimizer = optim.build_model_and_optimizer(cfg, data.num_classes, len(data.train), strategy)
     return Trainer(cfg, model_dir, data, model, optimizer, strategy)
 
 
@@ -108,7 +109,8 @@ class Trainer:
         t_window, n_window = time.time(), 0
         iterator = iter(dataset)
         for step in range(start + 1, self.total_steps + 1):
-            values = step_fn(next(iterator))
+            with progress.waiting(step):
+                values = step_fn(next(iterator))
             values = {k: float(v) for k, v in values.items()}
             # A float16 overflow is no error: the step skipped it and lowered the loss scale.
             if (not np.isfinite(values["grad_norm"]) and np.isfinite(values["loss/total"])

@@ -1,5 +1,6 @@
 """training/progress.py: plain lines when the stream is not a terminal, Keras' Progbar when it
 is; the line format, images/s and ETA arithmetic; the evaluation's image counts; phases."""
+import contextlib
 import io
 import time
 
@@ -110,3 +111,17 @@ def test_phase_writes_its_result_and_time_and_beats_while_it_runs():
     with pytest.raises(KeyError), Phase("quick", stream=out, seconds=None):
         raise KeyError("a failed phase writes no result line")
     assert "quick" not in out.getvalue()
+
+
+def test_the_wait_for_the_first_step_beats_in_a_plain_log_only():
+    out = io.StringIO()
+    progress = Progress(5, images_per_step=1, stream=out)
+    with progress.waiting(1, seconds=0.02):
+        deadline = time.monotonic() + 5
+        while "still running" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert out.getvalue().startswith("step 1/5: starting the input pipeline and tracing  still running")
+    progress.update(1, 1.0, 0.1)
+    assert isinstance(progress.waiting(2), contextlib.nullcontext)  # only the first step waits
+    terminal = Progress(5, images_per_step=1, stream=Terminal(), clock=FakeClock())
+    assert isinstance(terminal.waiting(1), contextlib.nullcontext)  # the bar is not interleaved
