@@ -102,17 +102,18 @@ def run_detector(model, bundle: DatasetBundle, cfg: Config, evaluators, *, num_i
     (default stdout). Returns ``(images seen, pictures)``: the inputs and detections of the
     first ``num_images`` images, or None."""
     size = model.image_size
-    # A None batch dimension: the last, smaller batch reuses the same trace. XLA as
-    # ``eval.jit_compile`` says (auto|true|false, ``training/jit.py``).
-    infer = jit_function(model.inference, cfg.eval.jit_compile, "eval.jit_compile", "inference function",
-                         input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
-                                          tf.TensorSpec([None, 4], tf.float32)])
-    shown_batches, shown_dets = [], []
     seen, seen_ids = 0, set()
     total = images_to_evaluate(bundle, cfg)
     progress = Progress(total, images_per_step=1, every=max(1, total // 10), stream=stream,
                         unit="images", first="first batch", seconds=PROGRESS_SECONDS)
-    batches = iter(eval_dataset(bundle, cfg))
+    with progress.waiting(1):  # the input pipeline is built and traced here
+        # A None batch dimension: the last, smaller batch reuses the same trace. XLA as
+        # ``eval.jit_compile`` says (auto|true|false, ``training/jit.py``).
+        infer = jit_function(model.inference, cfg.eval.jit_compile, "eval.jit_compile", "inference function",
+                             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
+                                              tf.TensorSpec([None, 4], tf.float32)])
+        batches = iter(eval_dataset(bundle, cfg))
+    shown_batches, shown_dets = [], []
     while True:
         with progress.waiting(seen + 1):
             batch = next(batches, None)
@@ -131,6 +132,7 @@ def run_detector(model, bundle: DatasetBundle, cfg: Config, evaluators, *, num_i
         progress.update(min(seen, total))
         if seen >= total:
             break
+    progress.close()
     _report_undecoded(bundle, seen_ids, total)
     pictures = (_joined(shown_batches), _joined(shown_dets)) if shown_batches else None
     return seen, pictures

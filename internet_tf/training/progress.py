@@ -95,6 +95,7 @@ class Progress:
         self._t_start = self._t_line = clock()
         self._line_step = start_step
         self._bar = None
+        self._wait = None
         if interactive:
             import keras  # only the terminal bar needs it (the data modules import this one)
 
@@ -109,17 +110,32 @@ class Progress:
             return contextlib.nullcontext()
         return contextlib.redirect_stdout(self.stream)
 
+    @contextlib.contextmanager
     def waiting(self, step: int, seconds: float = 10.0):
-        """A context for the wait on ``step``: before the first step of a plain log (input
-        pipeline start, tracing) a ``still running`` line every ``seconds``; else nothing."""
-        if self._bar is not None or self._line_step != self.start_step:
-            return contextlib.nullcontext()
-        return Phase(f"{self.unit} {step}/{self.total_steps}: starting the input pipeline and tracing",
-                     stream=self.stream, seconds=seconds, clock=self.clock, report=False)
+        """A context for work before ``step`` is reported: before the first step of a plain
+        log (setting up, starting the input pipeline, tracing) a ``still running`` line every
+        ``seconds``, from the first such context until the first ``update`` (or ``close``),
+        however many contexts the wait spans; else nothing."""
+        if self._bar is None and self._line_step == self.start_step and self._wait is None:
+            self._wait = Phase(f"{self.unit} {step}/{self.total_steps}: setting up, starting the input "
+                               "pipeline and tracing", stream=self.stream, seconds=seconds,
+                               clock=self.clock, report=False).__enter__()
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Ends the wait's ``still running`` lines (``update`` does it at the first step)."""
+        if self._wait is not None:
+            self._wait.__exit__(None, None, None)
+            self._wait = None
 
     def update(self, step: int, loss: Optional[float] = None, lr: Optional[float] = None) -> Optional[str]:
         """Records that ``step`` finished (with this total loss and learning rate, when
         given). Returns the plain line written, or None (no line due, or terminal mode)."""
+        self.close()
         values = [(name, v) for name, v in (("loss", loss), ("lr", lr)) if v is not None]
         if self._bar is not None:
             with self._to_stream():

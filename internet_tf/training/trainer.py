@@ -98,16 +98,17 @@ class Trainer:
         print(f"Training steps {start + 1}..{self.total_steps} on {replicas} replica"
               f"{'s' if replicas > 1 else ''} ({type(self.strategy).__name__}), global batch "
               f"{cfg.train.batch_size}" + ("" if self.is_chief else "; this worker is not the chief"))
-        dataset = distributed_train_dataset(self.data, cfg, self.strategy, start_step=start)
-        step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy,
-                                   jit_compile=cfg.train.jit_compile)
-        writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief
-                  else tf.summary.create_noop_writer())
         progress = Progress(self.total_steps, start_step=start, images_per_step=cfg.train.batch_size,
                             every=cfg.train.log_every)
+        with progress.waiting(start + 1):  # still-running lines until the first step is done
+            dataset = distributed_train_dataset(self.data, cfg, self.strategy, start_step=start)
+            step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy,
+                                       jit_compile=cfg.train.jit_compile)
+            writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief
+                      else tf.summary.create_noop_writer())
+            iterator = iter(dataset)
         last = {}
         t_window, n_window = time.time(), 0
-        iterator = iter(dataset)
         for step in range(start + 1, self.total_steps + 1):
             with progress.waiting(step):
                 values = step_fn(next(iterator))

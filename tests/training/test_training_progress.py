@@ -1,6 +1,5 @@
 """training/progress.py: plain lines when the stream is not a terminal, Keras' Progbar when it
 is; the line format, images/s and ETA arithmetic; the evaluation's image counts; phases."""
-import contextlib
 import io
 import time
 
@@ -113,15 +112,29 @@ def test_phase_writes_its_result_and_time_and_beats_while_it_runs():
     assert "quick" not in out.getvalue()
 
 
-def test_the_wait_for_the_first_step_beats_in_a_plain_log_only():
+def _wait_for(out, text, count=1):
+    deadline = time.monotonic() + 5
+    while out.getvalue().count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_the_wait_for_the_first_step_beats_across_contexts_until_the_first_update():
     out = io.StringIO()
     progress = Progress(5, images_per_step=1, stream=out)
-    with progress.waiting(1, seconds=0.02):
-        deadline = time.monotonic() + 5
-        while "still running" not in out.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.01)
-    assert out.getvalue().startswith("step 1/5: starting the input pipeline and tracing  still running")
+    with progress.waiting(1, seconds=0.02):  # setting up
+        _wait_for(out, "still running")
+    with progress.waiting(1, seconds=0.02):  # the first step: the same wait goes on
+        _wait_for(out, "still running", 2)
+    assert out.getvalue().startswith(
+        "step 1/5: setting up, starting the input pipeline and tracing  still running")
     progress.update(1, 1.0, 0.1)
-    assert isinstance(progress.waiting(2), contextlib.nullcontext)  # only the first step waits
+    beats = out.getvalue().count("still running")
+    with progress.waiting(2, seconds=0.02):  # later steps do not beat
+        time.sleep(0.1)
+    assert out.getvalue().count("still running") == beats
+    with pytest.raises(KeyError), Progress(5, images_per_step=1, stream=out).waiting(1, 0.02):
+        raise KeyError("an error ends the wait")
     terminal = Progress(5, images_per_step=1, stream=Terminal(), clock=FakeClock())
-    assert isinstance(terminal.waiting(1), contextlib.nullcontext)  # the bar is not interleaved
+    with terminal.waiting(1, seconds=0.02):  # the bar is not interleaved with lines
+        time.sleep(0.1)
+    assert "still running" not in terminal.stream.getvalue()
