@@ -64,7 +64,8 @@ def test_tiny_model_writes_metrics_and_detection_images(setup, tmp_path, capsys)
     capsys.readouterr()
     metrics, acc = _evaluate(model, cfg, bundle, tmp_path / "eval", num_images=5)
     # Progress as a piped log shows it: plain lines, images of the split, then COCOeval's phases.
-    lines = capsys.readouterr().out.splitlines()
+    # (a wait over 10 s adds "still running" lines, as many as the machine's load makes)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "still running" not in line]
     assert lines[0].startswith("images 4/6  first batch ") and lines[0].endswith("s (incl. tracing)")
     assert lines[1].startswith("images 6/6  ") and " img/s  took " in lines[1]
     assert [line.split("  ")[0] for line in lines[2:]] == [
