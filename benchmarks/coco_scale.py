@@ -149,7 +149,7 @@ def timed_run(cmd: list, code: str, label: str) -> dict:
                PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, cwd=ROOT)
+                            env=env, cwd=code)  # -m imports from the working folder first
     lines, times = [], []
     for line in proc.stdout:
         times.append(time.perf_counter() - t0)

@@ -154,6 +154,16 @@ def test_unknown_category_crowd_and_orphan_annotations(make_dataset):
     assert sorted(a["iscrowd"] for a in eval_anns) == [0, 1]
 
 
+def test_polygons_are_not_kept(make_dataset):
+    """Box detection never reads COCO's segmentation: it is dropped while the json is parsed."""
+    polygon = {"segmentation": [[0, 0, 5, 0, 5, 5]]}
+    rle = {"segmentation": {"counts": [0, 25, 5], "size": [30, 40]}}
+    index = build(make_dataset, [img(1)], [ann(1, [0, 0, 5, 5], **polygon),
+                                           ann(1, [1, 1, 5, 5], iscrowd=1, **rle)], training=False)
+    anns = index.coco.loadAnns(index.coco.getAnnIds())
+    assert len(anns) == 2 and not any("segmentation" in a for a in anns)
+
+
 def test_malformed_bboxes(make_dataset):
     path, image_dir = make_dataset([img(1)], [ann(1, [0, 0, 5, 5])])
     data = json.load(open(path))
