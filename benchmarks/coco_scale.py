@@ -188,7 +188,7 @@ def run_train(args, paths: dict) -> None:
                                       f"eval.max_images={args.train_eval_images}"]:
         cmd += ["--override", o]
     run = timed_run(cmd, args.code, "train")
-    first_step = first_time(run, r"^step 1/")
+    first_step = first_time(run, r"^step \d+/\d+  ")  # the first step's progress line
     print(f"train: rc {run['rc']}; first output line {run['times'][0] if run['times'] else float('nan'):.1f}s, "
           f"first step {first_step if first_step is not None else float('nan'):.1f}s after start, longest "
           f"silence before it {longest_silence(run['times'], end=first_step):.1f}s; wall {run['wall']:.0f}s; "
