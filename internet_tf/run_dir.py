@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 from internet_tf.config import Config, ConfigError, load_config
 from internet_tf.files import write_atomic, write_json_atomic
@@ -56,8 +57,17 @@ def latest_checkpoint(model_dir: str) -> str | None:
     """The latest checkpoint named by ``model_dir/checkpoints/checkpoint``, or None (without
     that file, at once: no TensorFlow import for a folder that was never trained)."""
     folder = os.path.join(model_dir, CHECKPOINTS)
-    if not os.path.isfile(os.path.join(folder, "checkpoint")):
+    index = os.path.join(folder, "checkpoint")
+    if not os.path.isfile(index):
         return None
+    # The index is a text proto; its usual form is read here without importing TensorFlow
+    # (which takes seconds), so a tool can say what it evaluates at once.
+    with open(index) as f:
+        match = re.search(r'^model_checkpoint_path: "([^"\\]+)"$', f.read(), re.MULTILINE)
+    if match:
+        path = os.path.join(folder, match.group(1))
+        if os.path.isfile(path + ".index"):
+            return path
     import tensorflow as tf
 
     return tf.train.latest_checkpoint(folder)

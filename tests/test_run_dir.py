@@ -53,3 +53,16 @@ def test_each_missing_part_is_named(run, tmp_path, remove, problem):
     with pytest.raises(RunDirError, match=problem) as err:
         read_run(model_dir)
     assert err.value.problem.startswith(problem) and str(err.value).startswith(model_dir)
+
+
+def test_latest_checkpoint_is_read_as_tensorflow_reads_it(tmp_path):
+    import tensorflow as tf
+
+    from internet_tf.run_dir import latest_checkpoint
+
+    model_dir = str(tmp_path / "run")
+    _fake_checkpoint(model_dir, 12)
+    folder = os.path.join(model_dir, "checkpoints")
+    assert latest_checkpoint(model_dir) == tf.train.latest_checkpoint(folder) == os.path.join(folder, "ckpt-12")
+    os.remove(os.path.join(folder, "ckpt-12.index"))  # named but gone: TensorFlow decides (None)
+    assert latest_checkpoint(model_dir) is tf.train.latest_checkpoint(folder) is None

@@ -6,6 +6,7 @@ from absl import app, flags
 
 from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config
+from internet_tf.training.progress import Phase
 
 define_config_flags()
 flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.")
@@ -16,11 +17,13 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     cfg = load_flags_config()
-    start_tensorflow()
-    from internet_tf.export.saved_model import ExportError, export_checkpoint
+    with Phase("starting TensorFlow"):
+        start_tensorflow()
+        from internet_tf.export.saved_model import ExportError, export_checkpoint
 
     try:
-        latest = export_checkpoint(cfg, FLAGS.model_dir, FLAGS.export_dir)
+        with Phase(f"exporting to {FLAGS.export_dir} (tracing the serving signature)"):
+            latest = export_checkpoint(cfg, FLAGS.model_dir, FLAGS.export_dir)
     except ExportError as e:
         fail(str(e))
     print(f"Exported {latest} to {FLAGS.export_dir} (serving_default: uint8 images -> detections)")

@@ -26,8 +26,9 @@ from internet_tf.files import write_json_atomic
 define_config_flags()
 if "out" not in flags.FLAGS:  # internet-predict defines one too
     flags.DEFINE_string("out", None, "Output folder (default: <model_dir>/mechanism).")
-flags.DEFINE_integer("max_images", None, "Use at most this many validation images (default: all).",
-                     lower_bound=1)
+if "max_images" not in flags.FLAGS:  # internet-eval defines one too, with the same meaning
+    flags.DEFINE_integer("max_images", None, "Use at most this many validation images (default: all).",
+                         lower_bound=1)
 flags.DEFINE_boolean("tsne", True, "Also draw tsne.png (--notsne to skip; needs scikit-learn).")
 FLAGS = flags.FLAGS
 

@@ -12,6 +12,7 @@ from absl import app, flags
 from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config
 from internet_tf.config import ConfigError
+from internet_tf.training.progress import Phase
 from internet_tf.training.strategy_names import STRATEGIES
 
 define_config_flags()
@@ -36,10 +37,11 @@ def main(argv):
         data = load_datasets(cfg)
     except (DatasetError, ConfigError, InitFromError) as e:
         fail(str(e))
-    start_tensorflow()
-    from internet_tf.modeling.backbone import BackboneWeightsError
-    from internet_tf.training import distribute
-    from internet_tf.training.run import train_and_evaluate
+    with Phase("starting TensorFlow"):  # the import and the library's TF modules take a while
+        start_tensorflow()
+        from internet_tf.modeling.backbone import BackboneWeightsError
+        from internet_tf.training import distribute
+        from internet_tf.training.run import train_and_evaluate
 
     try:
         if FLAGS.cpu_devices:

@@ -20,7 +20,21 @@ annotation level
   ``annotation_without_image``, ``crowd_annotation`` (ignored, not an error),
   ``unknown_category``, ``malformed_bbox``, ``zero_area_box``, ``box_outside_image``,
   ``difficult_object`` (VOC ``difficult`` boxes left out of a training index);
-  ``truncated_instances`` is set by ``data/pipeline.py``.
+  ``truncated_instances`` is set by ``data/pipeline.py``, and ``undecodable_image`` (a file
+  that passed the checks but did not decode, left out by the pipeline) by the evaluation
+  (``evaluation/runner.py``).
+
+``corrupt_image`` covers a file PIL cannot open and, under the default ``header`` check too, a
+JPEG, PNG or WEBP file that ends before its format's end (``data/file_end.py``): a copy cut
+short, which the pipeline's decoder would otherwise drop later without a name. The report names
+the first files skipped for each image-level reason.
+
+Building the index at COCO scale takes a while, so each phase (json, checks, image headers,
+records, and for evaluation the pycocotools ground truth) writes a line with its counts and
+time when it ends, and a ``still running`` line every 10 s while it lasts
+(``training/progress.py: Phase``). A training index keeps only its compact records (what the
+pipeline reads): the pycocotools ground truth is built for evaluation only, and COCO's
+segmentation polygons, which box detection never reads, are dropped while the json is parsed.
 """
 from __future__ import annotations
 
@@ -28,6 +42,7 @@ import collections
 import concurrent.futures
 import contextlib
 import io
+import itertools
 import os
 
 import numpy as np
@@ -38,7 +53,9 @@ from pycocotools.coco import COCO
 from internet_tf.config import CHOICES
 from internet_tf.data.coco_format import (DatasetError, _parse_json, check_dataset, parse_bbox,
                                              read_json)
+from internet_tf.data.file_end import is_complete
 from internet_tf.data.orientation import displayed_size, read_orientation
+from internet_tf.training.progress import Phase
 
 # Image ids travel inside the float32 image_info (pipeline.py), which holds every integer in
 # [0, 2**24] exactly: the data pipeline and the evaluation both accept exactly that range.
@@ -49,7 +66,16 @@ TF_DECODABLE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP"})
 VERIFY_MODES = CHOICES["data.verify_images"]
 _IMAGE_REASONS = ("missing_image_file", "corrupt_image", "unsupported_format",
                   "size_mismatch", "image_without_annotations", "missing_annotation_file",
-                  "malformed_xml", "duplicate_image")
+                  "malformed_xml", "duplicate_image", "undecodable_image")
+# Keys of the json that the index never reads (boxes only): dropped while parsing.
+_UNUSED_KEYS = frozenset({"segmentation"})
+_NAMED_FILES = 5  # file names the report gives per unreadable-image reason
+_NAMED_REASONS = ("missing_image_file", "corrupt_image", "unsupported_format", "size_mismatch")
+
+
+def _phase_name(training: bool) -> str:
+    """How the progress lines name an index: ``index train`` or ``index val``."""
+    return f"index {'train' if training else 'val'}"
 
 
 def _make_coco(data: dict) -> COCO:
@@ -86,6 +112,8 @@ def _probe_image(path: str, verify: str) -> tuple[str | None, tuple[int, int] | 
         if verify == "full":  # verify() is shallow for JPEG: also decode the pixels.
             with Image.open(path) as im:
                 im.load()
+        elif not is_complete(path, fmt):
+            return "corrupt_image", None, 1
     except Exception:  # PIL raises many types (OSError, SyntaxError, ValueError, ...).
         return "corrupt_image", None, 1
     size = displayed_size(size, orientation)
@@ -100,7 +128,8 @@ class CocoIndex:
     Attributes:
       coco: ``pycocotools.coco.COCO`` for evaluation, restricted to the kept images and
         their annotations (malformed boxes and unknown categories dropped; crowd, tiny
-        and out-of-image boxes kept, as the official protocol sees them).
+        and out-of-image boxes kept, as the official protocol sees them); an evaluation
+        index only (``training=False``): a training index raises ``AttributeError``.
       cat_ids: sorted dataset category ids.
       label_to_cat_id / cat_id_to_label: label ``1..K`` <-> dataset category id.
       class_names: ``['background', name_1, ..., name_K]``.
@@ -110,13 +139,14 @@ class CocoIndex:
         ``verify_images`` is ``"none"``), ``boxes`` float32 [n, 4] yxyx in original
         (displayed) pixels, clipped to the image, ``classes`` int32 [n] labels 1..K.
       skips: ``collections.Counter`` of skip reasons (see the module docstring).
+      skipped_files: ``{image-level reason: [paths]}`` of the images skipped here.
       num_clipped: boxes that were partly outside their image and clipped to it.
     """
 
     def __init__(self, data: dict, image_dir: str, *, training: bool,
                  verify_images: str = "header", source: str = "<memory>",
                  drop_difficult: bool = False, prior_skips: dict | None = None,
-                 num_threads: int = 16):
+                 num_threads: int = 16, unknown_category_fix: str = ""):
         if verify_images not in VERIFY_MODES:
             raise ValueError(f"verify_images must be one of {VERIFY_MODES}, got {verify_images!r}")
         self.source = source
@@ -125,6 +155,10 @@ class CocoIndex:
         self.drop_difficult = drop_difficult
         self.skips: collections.Counter = collections.Counter(prior_skips or {})
         self.num_clipped = 0
+        self.unknown_category_fix = unknown_category_fix
+        self.unknown_cat_ids: set = set()
+        self._prior_objects = sum(n for reason, n in self.skips.items()  # the reader's skipped objects
+                                  if reason not in _IMAGE_REASONS)
         self.num_images_in_file = len(data["images"]) + sum(  # images an earlier stage skipped
             n for reason, n in self.skips.items() if reason in _IMAGE_REASONS)
 
@@ -145,35 +179,86 @@ class CocoIndex:
                 self.skips["annotation_without_image"] += 1
 
         paths = [os.path.join(image_dir, img["file_name"]) for img in images]
-        with concurrent.futures.ThreadPoolExecutor(max(1, num_threads)) as pool:
-            probes = list(pool.map(lambda p: _probe_image(p, verify_images), paths))
+        done = itertools.count()
+        self._counted = 0
+
+        def probe(path):
+            result = _probe_image(path, verify_images)
+            self._counted = next(done) + 1
+            return result
+
+        with Phase(f"{self.phase_name}: image headers ({verify_images})",
+                   count=lambda: self._counted) as phase:
+            with concurrent.futures.ThreadPoolExecutor(max(1, num_threads)) as pool:
+                probes = list(pool.map(probe, paths))
+            phase.result = f"{len(paths)} files"
 
         self.records: list[dict] = []
+        self.skipped_files = collections.defaultdict(list)  # image-level reason -> file names
         kept_images, kept_anns = [], []
-        for img, path, (reason, size, orientation) in zip(images, paths, probes):
-            if reason is None and size is not None and size != (img["width"], img["height"]):
-                reason = "size_mismatch"
-            if reason is not None:
-                self.skips[reason] += 1
-                continue
-            anns = anns_by_image.get(img["id"], [])
-            record, eval_anns = self._convert(img, path, anns)
-            record["orientation"] = orientation
-            if len(record["classes"]) == 0 and training:
-                self.skips["image_without_annotations"] += 1
-                continue
-            self.records.append(record)
-            kept_images.append(img)
-            kept_anns.extend(eval_anns)
+        with Phase(f"{self.phase_name}: records") as phase:
+            for img, path, (reason, size, orientation) in zip(images, paths, probes):
+                if reason is None and size is not None and size != (img["width"], img["height"]):
+                    reason = "size_mismatch"
+                if reason is not None:
+                    self._skip_image(reason, path)
+                    continue
+                anns = anns_by_image.get(img["id"], [])
+                record, eval_anns = self._convert(img, path, anns)
+                record["orientation"] = orientation
+                if len(record["classes"]) == 0 and training:
+                    self._skip_image("image_without_annotations", path)
+                    continue
+                self.records.append(record)
+                if not training:
+                    kept_images.append(img)
+                    kept_anns.extend(eval_anns)
+            phase.result = f"{len(self.records)} images, {self.num_boxes} boxes"
 
         if not self.records:
             raise DatasetError(
                 f"No usable image in {source!r} (image_dir {image_dir!r}, "
-                f"{len(images)} images listed): {self._skip_text() or 'nothing listed'}")
-        eval_data = {k: v for k, v in data.items()
-                     if k not in ("images", "annotations")}
-        eval_data.update(images=kept_images, annotations=kept_anns)
-        self.coco = _make_coco(eval_data)
+                f"{len(images)} images listed): {self._skip_text() or 'nothing listed'}"
+                + self._unknown_hint(len(data["annotations"])))
+        self.unknown_hint = self._unknown_hint(len(data["annotations"]))
+        self._coco = None
+        if not training:
+            with Phase(f"{self.phase_name}: pycocotools ground truth") as phase:
+                eval_data = {k: v for k, v in data.items() if k not in ("images", "annotations")}
+                eval_data.update(images=kept_images, annotations=kept_anns)
+                self._coco = _make_coco(eval_data)
+                phase.result = f"{len(kept_images)} images, {len(kept_anns)} annotations"
+
+    @property
+    def phase_name(self) -> str:
+        return _phase_name(self.training)
+
+    @property
+    def coco(self) -> COCO:
+        """``pycocotools.coco.COCO`` ground truth of an evaluation index (see the class)."""
+        if self._coco is None:
+            raise AttributeError(
+                f"{self.source!r} was indexed for training, which keeps only the records; "
+                "index it with training=False for pycocotools ground truth")
+        return self._coco
+
+    def _skip_image(self, reason: str, path: str) -> None:
+        self.skips[reason] += 1
+        self.skipped_files[reason].append(path)
+
+    def _unknown_hint(self, num_annotations: int) -> str:
+        """The likely fix when most of the split's objects have an unknown category, or ''."""
+        unknown = self.skips.get("unknown_category", 0)
+        objects = num_annotations + self._prior_objects
+        if not unknown or 2 * unknown <= objects:
+            return ""
+        if self.unknown_category_fix:
+            return f". Most objects have an unknown class: {self.unknown_category_fix}"
+        listed = ", ".join(str(c) for c in self.cat_ids[:20]) + (" ..." if len(self.cat_ids) > 20 else "")
+        unseen = ", ".join(str(c) for c in sorted(self.unknown_cat_ids)[:20])
+        return (f". Most objects have a category_id that the 'categories' list of {self.source!r} "
+                f"does not hold (it lists {listed}; the objects use {unseen}): add those "
+                "categories to the list, or use the annotation file they belong with")
 
     def _convert(self, img: dict, path: str, anns: list[dict]) -> tuple[dict, list[dict]]:
         """Validates one image's annotations; returns its record and its eval annotations."""
@@ -189,6 +274,7 @@ class CocoIndex:
                 continue
             if not known:
                 self.skips["unknown_category"] += 1
+                self.unknown_cat_ids.add(ann["category_id"])
                 continue
             if box is None:
                 self.skips["malformed_bbox"] += 1
@@ -234,7 +320,12 @@ class CocoIndex:
         Raises:
           DatasetError: see :func:`load_coco`, or when no usable image remains.
         """
-        return cls.from_dict(_parse_json(annotation_file), image_dir, training=training,
+        with Phase(f"{_phase_name(training)}: json {annotation_file}") as phase:
+            data = _parse_json(annotation_file, drop=_UNUSED_KEYS)
+            if isinstance(data, dict):
+                phase.result = ", ".join(f"{len(data[k])} {k}" for k in ("images", "annotations", "categories")
+                                         if isinstance(data.get(k), list))
+        return cls.from_dict(data, image_dir, training=training,
                              verify_images=verify_images, source=annotation_file,
                              origin=f"Annotation file {annotation_file!r}")
 
@@ -242,18 +333,22 @@ class CocoIndex:
     def from_dict(cls, data: dict, image_dir: str, *, training: bool,
                   verify_images: str = "header", source: str = "<memory>",
                   drop_difficult: bool = False, prior_skips: dict | None = None,
-                  origin: str | None = None) -> "CocoIndex":
+                  origin: str | None = None, unknown_category_fix: str = "") -> "CocoIndex":
         """Builds the index from a COCO-format dict (``file_name`` relative to ``image_dir``
         or absolute), after the same checks as a file (:func:`check_dataset`); logs the report.
 
         ``drop_difficult`` leaves annotations flagged ``"difficult": 1`` (VOC) out of the
         records, counted as ``difficult_object``; ``index.coco`` keeps them for evaluation.
         ``prior_skips`` are skip counts of an earlier stage (the VOC reader), reported along;
-        ``origin`` starts structural error messages (default: the ``source``).
+        ``origin`` starts structural error messages (default: the ``source``);
+        ``unknown_category_fix`` is the advice given when most objects have an unknown
+        category (default: the COCO route's, naming the category list and the ids used).
         """
-        data = check_dataset(data, origin or f"Dataset {source!r}")
+        with Phase(f"{_phase_name(training)}: checks"):
+            data = check_dataset(data, origin or f"Dataset {source!r}")
         index = cls(data, image_dir, training=training, verify_images=verify_images,
-                    source=source, drop_difficult=drop_difficult, prior_skips=prior_skips)
+                    source=source, drop_difficult=drop_difficult, prior_skips=prior_skips,
+                    unknown_category_fix=unknown_category_fix)
         logging.log(logging.WARNING if sum(index.skips.values()) else logging.INFO,
                     "%s", index.report())
         return index
@@ -282,6 +377,12 @@ class CocoIndex:
                 f"{self.num_classes} classes.")
         skipped = self._skip_text()
         text += f" Skipped: {skipped}." if skipped else " Nothing was skipped."
+        for reason in _NAMED_REASONS:
+            files = self.skipped_files.get(reason, [])
+            if files:
+                more = len(files) - _NAMED_FILES
+                text += (f" {reason.replace('_', ' ').capitalize()}: "
+                         f"{', '.join(files[:_NAMED_FILES])}{f' and {more} more' if more > 0 else ''}.")
         if self.num_clipped:
             text += f" {self.num_clipped} partly-outside boxes were clipped to their image."
-        return text
+        return text + (self.unknown_hint[2:] + "." if self.unknown_hint else "")

@@ -24,14 +24,25 @@ def read_json(annotation_file: str) -> dict:
     return check_dataset(_parse_json(annotation_file), f"Annotation file {annotation_file!r}")
 
 
-def _parse_json(annotation_file: str):
+def _without(keys: frozenset):
+    """A json ``object_hook`` that drops ``keys`` from every object as it is parsed."""
+    def hook(obj: dict) -> dict:
+        for key in keys & obj.keys():
+            del obj[key]
+        return obj
+    return hook
+
+
+def _parse_json(annotation_file: str, drop: frozenset = frozenset()):
+    """The parsed file; ``drop`` names keys left out of every object while parsing (so, e.g.,
+    COCO's polygons never take memory when only boxes are read)."""
     try:
         with open(annotation_file, "rb") as f:
             raw = f.read()
     except OSError as e:
         raise DatasetError(f"Cannot read annotation file {annotation_file!r}: {e}") from e
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_hook=_without(drop) if drop else None)
     except json.JSONDecodeError as e:
         raise DatasetError(
             f"Annotation file {annotation_file!r} is not valid JSON: {e.msg} at line "

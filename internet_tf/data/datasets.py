@@ -53,6 +53,16 @@ def dataset_paths(cfg: Config) -> dict:
             "val_annotations": d.val_annotations, "val_images": d.val_images}
 
 
+def val_source(cfg: Config) -> str:
+    """The configured validation split, in words (for messages; reads and generates nothing)."""
+    d = cfg.data
+    if d.dataset == "voc":
+        return f"VOC split {d.voc.val_split!r} of {', '.join(d.voc.roots)}"
+    if d.dataset == "embedded":
+        return f"embedded dataset in {d.embedded.root}, {d.embedded.num_val} images"
+    return d.val_annotations
+
+
 def _voc_source(cfg: Config) -> tuple[list, str, str, Optional[list]]:
     """(roots, train split, val split, class names or None for "found") of a VOC read."""
     d = cfg.data
@@ -66,12 +76,19 @@ def _voc_source(cfg: Config) -> tuple[list, str, str, Optional[list]]:
 def _load_voc(cfg: Config, train: bool, val: bool) -> DatasetBundle:
     roots, train_split, val_split, classes = _voc_source(cfg)
     verify = cfg.data.verify_images
+    fix = ""
+    if cfg.data.dataset == "voc" and cfg.data.voc.classes == "voc":
+        fix = ("the classes are PASCAL's 20; for a dataset with classes of its own set "
+               "data.voc.classes: found (the names in the training split's XML)")
     train_index = voc.load_voc(roots, train_split, classes, training=True, verify_images=verify,
-                               drop_difficult=not cfg.data.voc.use_difficult) if train else None
+                               drop_difficult=not cfg.data.voc.use_difficult,
+                               unknown_category_fix=fix) if train else None
     if classes is None:  # "found": the training split's names, for val too.
         classes = train_index.class_names[1:] if train_index else voc.found_classes(roots, train_split)
+        fix = (f"data.voc.classes: found takes the training split's names ({', '.join(classes)}); "
+               "the validation split's objects should use them too")
     val_index = voc.load_voc(roots, val_split, classes, training=False, verify_images=verify,
-                             require_all=False) if val else None
+                             require_all=False, unknown_category_fix=fix) if val else None
     return DatasetBundle(train_index, val_index, kind="voc")
 
 

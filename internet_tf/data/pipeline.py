@@ -99,9 +99,15 @@ def _padded_ground_truth(index: CocoIndex, max_instances: int):
         classes[i, :k] = record["classes"][:k]
     if dropped:
         index.skips["truncated_instances"] = dropped
-        logging.warning("%d images have more than max_instances=%d boxes; their %d extra "
-                        "boxes are dropped (truncated_instances).",
-                        truncated_images, max_instances, dropped)
+        if index.training:
+            logging.warning("%d training images have more than data.max_instances=%d boxes; "
+                            "their %d extra boxes are left out of training (truncated_instances).",
+                            truncated_images, max_instances, dropped)
+        else:  # the metrics read the full ground truth (index.coco), not these padded rows
+            logging.info("%d validation images have more than data.max_instances=%d boxes; the "
+                         "pipeline carries the first %d of each, and the detections are still "
+                         "scored against every box (%d more).",
+                         truncated_images, max_instances, max_instances, dropped)
     else:
         index.skips.pop("truncated_instances", None)
     return boxes, classes

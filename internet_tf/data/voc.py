@@ -305,13 +305,14 @@ def read_voc(roots: Sequence[str], split: str, classes: Sequence[str] | None = N
 
 def load_voc(roots: Sequence[str], split: str, classes: Sequence[str] | None = None, *,
              training: bool, verify_images: str = "header", drop_difficult: bool = False,
-             require_all: bool = True) -> CocoIndex:
+             require_all: bool = True, unknown_category_fix: str = "") -> CocoIndex:
     """:func:`read_voc`, then the index (``CocoIndex.from_dict``; the reader's skips are
-    counted in its report). ``drop_difficult`` leaves difficult boxes out of the records."""
+    counted in its report). ``drop_difficult`` leaves difficult boxes out of the records;
+    ``unknown_category_fix`` is the advice given when most objects have an unknown class."""
     voc = read_voc(roots, split, classes, require_all=require_all)
     return CocoIndex.from_dict(voc.data, "", training=training, verify_images=verify_images,
                                source=voc.source, drop_difficult=drop_difficult,
-                               prior_skips=voc.skips)
+                               prior_skips=voc.skips, unknown_category_fix=unknown_category_fix)
 
 
 def annotation_xml(filename: str, width: int, height: int, depth: int, objects: Sequence) -> bytes:

@@ -13,6 +13,11 @@ COCO; ``eval/mAP``, ``eval/mAP_07``, ``eval/AP50``, ``eval/AP/<class>``, ... for
 image summary ``eval/detections``: the first ``num_images`` validation images with ground
 truth in green and detections scoring >= 0.5 in red (``evaluation/visualize.py``), from the
 detections already computed for the metrics (no extra inference).
+
+While it runs it writes progress lines (``training/progress.py``: images done of the total,
+images/s and the time left; a line at least every 10 s in a piped log), and COCOeval its
+phases. An image the pipeline could not decode (the index checks headers and file ends, not
+every pixel) is left out by the pipeline: the evaluation counts and names such images.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from internet_tf.data.datasets import DatasetBundle, eval_dataset
 from internet_tf.evaluation import coco_eval, voc_eval
 from internet_tf.evaluation.visualize import detection_images
 from internet_tf.training.jit import jit_function
+from internet_tf.training.progress import Progress
 
 # dataset kind -> (evaluator class, metrics formatter, name in messages)
 EVALUATORS = {
@@ -35,6 +41,8 @@ EVALUATORS = {
 }
 _SHOWN_BATCH_KEYS = ("images", "gt_boxes", "gt_classes", "image_info")
 _SHOWN_DET_KEYS = ("detection_boxes", "detection_scores", "num_detections")
+PROGRESS_SECONDS = 10.0  # a piped log gets a progress line at least this often
+_NAMED_FILES = 5
 
 
 def dataset_kind(bundle: DatasetBundle) -> str:
@@ -67,20 +75,51 @@ def _joined(parts: list) -> dict:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def run_detector(model, bundle: DatasetBundle, cfg: Config, evaluators, *, num_images: int = 0):
+def images_to_evaluate(bundle: DatasetBundle, cfg: Config) -> int:
+    """How many validation images an evaluation reads: all, or ``cfg.eval.max_images``."""
+    total = len(bundle.val.records)
+    return min(total, cfg.eval.max_images) if cfg.eval.max_images else total
+
+
+def _report_undecoded(bundle: DatasetBundle, seen_ids: set, wanted: int) -> None:
+    """Counts and names the images the pipeline dropped because they did not decode."""
+    records = bundle.val.records[:wanted]
+    lost = [r["path"] for r in records if r["image_id"] not in seen_ids]
+    if not lost:
+        return
+    bundle.val.skips["undecodable_image"] = len(lost)
+    more = len(lost) - _NAMED_FILES
+    logging.warning("%d validation image%s did not decode and %s left out of the evaluation "
+                    "(undecodable_image): %s%s", len(lost), "s" if len(lost) > 1 else "",
+                    "were" if len(lost) > 1 else "was", ", ".join(lost[:_NAMED_FILES]),
+                    f" and {more} more" if more > 0 else "")
+
+
+def run_detector(model, bundle: DatasetBundle, cfg: Config, evaluators, *, num_images: int = 0,
+                 stream=None):
     """Runs ``model.inference`` over the validation split (``cfg.eval.max_images`` at most)
-    and feeds every batch to each of ``evaluators``. Returns ``(images seen, pictures)``:
-    the inputs and detections of the first ``num_images`` images, or None."""
+    and feeds every batch to each of ``evaluators``, writing progress lines to ``stream``
+    (default stdout). Returns ``(images seen, pictures)``: the inputs and detections of the
+    first ``num_images`` images, or None."""
     size = model.image_size
-    # A None batch dimension: the last, smaller batch reuses the same trace. XLA as
-    # ``eval.jit_compile`` says (auto|true|false, ``training/jit.py``).
-    infer = jit_function(model.inference, cfg.eval.jit_compile, "eval.jit_compile", "inference function",
-                         input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
-                                          tf.TensorSpec([None, 4], tf.float32)])
+    seen, seen_ids = 0, set()
+    total = images_to_evaluate(bundle, cfg)
+    progress = Progress(total, images_per_step=1, every=max(1, total // 10), stream=stream,
+                        unit="images", first="first batch", seconds=PROGRESS_SECONDS)
+    with progress.waiting(1):  # the input pipeline is built and traced here
+        # A None batch dimension: the last, smaller batch reuses the same trace. XLA as
+        # ``eval.jit_compile`` says (auto|true|false, ``training/jit.py``).
+        infer = jit_function(model.inference, cfg.eval.jit_compile, "eval.jit_compile", "inference function",
+                             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
+                                              tf.TensorSpec([None, 4], tf.float32)])
+        batches = iter(eval_dataset(bundle, cfg))
     shown_batches, shown_dets = [], []
-    seen = 0
-    for batch in eval_dataset(bundle, cfg):
-        dets = infer(batch["images"], batch["image_info"])
+    while True:
+        with progress.waiting(seen + 1):
+            batch = next(batches, None)
+            if batch is None:
+                break
+            dets = infer(batch["images"], batch["image_info"])
         for evaluator in evaluators:
             evaluator.update(dets["detection_boxes"], dets["detection_scores"], dets["detection_classes"],
                              dets["num_detections"], batch["image_info"])
@@ -89,8 +128,12 @@ def run_detector(model, bundle: DatasetBundle, cfg: Config, evaluators, *, num_i
             _take_first(shown_batches, batch, _SHOWN_BATCH_KEYS, wanted)
             _take_first(shown_dets, dets, _SHOWN_DET_KEYS, wanted)
         seen += int(batch["images"].shape[0])
-        if cfg.eval.max_images and seen >= cfg.eval.max_images:
+        seen_ids.update(int(i) for i in np.asarray(batch["image_info"][:, 3]))
+        progress.update(min(seen, total))
+        if seen >= total:
             break
+    progress.close()
+    _report_undecoded(bundle, seen_ids, total)
     pictures = (_joined(shown_batches), _joined(shown_dets)) if shown_batches else None
     return seen, pictures
 

@@ -1,4 +1,4 @@
-"""Training progress a person can read (SPEC §5 training loop; issue 11 "Logs a user can read").
+"""Progress a person can read: training steps, evaluated images and long phases (system code).
 
 The mode follows the stream. On a terminal (``stream.isatty()``) it is Keras' ``Progbar``,
 one line redrawn in place, as before. Anywhere else (a pipe such as ``| tee``, a file,
@@ -16,15 +16,24 @@ time, checkpoint and summary writes included) and ``ETA`` is the remaining steps
 pace; the first step is shown on its own because it includes tracing. The last line gives
 the wall time of the steps this call ran in place of the ETA. Losses and learning rates
 print with four decimals, or in ``1.234e-05`` form when smaller than 0.001 or 10000 and over.
+
+The evaluation counts images the same way (``unit="images"``, one update per batch, a line
+also after ``seconds`` without one)::
+
+    images 8/5000  first batch 12.0s (incl. tracing)
+    images 504/5000  41.3 img/s  ETA 1m49s
+
+:class:`Phase` reports a stretch of work that has no steps of its own (reading a dataset's
+json, COCOeval's matching): one line when it ends, with its time, and a ``still running``
+line every ``seconds`` while it lasts, so nothing is silent for long.
 """
 from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from typing import Callable, Optional, TextIO
-
-import keras
 
 
 def format_duration(seconds: float) -> str:
@@ -52,25 +61,31 @@ def format_rate(images_per_second: float) -> str:
 
 
 class Progress:
-    """Reports training steps ``start_step + 1 .. total_steps`` (see the module docstring).
+    """Reports steps ``start_step + 1 .. total_steps`` (see the module docstring).
 
     Args:
-      total_steps: the run's last step.
+      total_steps: the run's last step (for the evaluation: the number of images).
       start_step: the step the run starts from (a restored checkpoint's), already done.
-      images_per_step: the global batch, for images/s.
-      every: plain mode writes a line when ``step % every == 0`` (and at the first and last step).
+      images_per_step: images one step stands for, for images/s (the evaluation: 1).
+      every: plain mode writes a line when a multiple of ``every`` is reached (and at the
+        first and last step).
       stream: where to write (default ``sys.stdout`` at construction).
       interactive: force the mode; default ``stream.isatty()``.
       clock: seconds, monotonic (tests pass a fake one).
+      unit: the name before the counts (``step``, ``images``).
+      first: how the first line names its wait (``first step``, ``first batch``).
+      seconds: plain mode also writes a line when this long passed since the last (None: never).
     """
 
     def __init__(self, total_steps: int, *, start_step: int = 0, images_per_step: int, every: int = 20,
                  stream: Optional[TextIO] = None, interactive: Optional[bool] = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, unit: str = "step",
+                 first: str = "first step", seconds: Optional[float] = None):
         if every < 1 or images_per_step < 1:
             raise ValueError(f"every ({every}) and images_per_step ({images_per_step}) must be >= 1")
         self.total_steps, self.start_step = total_steps, start_step
         self.images_per_step, self.every = images_per_step, every
+        self.unit, self.first, self.seconds = unit, first, seconds
         self.stream = sys.stdout if stream is None else stream
         if interactive is None:
             isatty = getattr(self.stream, "isatty", None)
@@ -78,12 +93,15 @@ class Progress:
         self.interactive = interactive
         self.clock = clock
         self._t_start = self._t_line = clock()
-        self._steps_since_line = 0
+        self._line_step = start_step
         self._bar = None
+        self._wait = None
         if interactive:
+            import keras  # only the terminal bar needs it (the data modules import this one)
+
             with self._to_stream():
                 self._bar = keras.utils.Progbar(total_steps, stateful_metrics=["loss", "lr"],
-                                                unit_name="step", interval=1.0)
+                                                unit_name=unit, interval=1.0)
                 self._bar.update(start_step)
 
     def _to_stream(self):
@@ -92,30 +110,105 @@ class Progress:
             return contextlib.nullcontext()
         return contextlib.redirect_stdout(self.stream)
 
-    def update(self, step: int, loss: float, lr: float) -> Optional[str]:
-        """Records that ``step`` finished with this total loss and learning rate. Returns the
-        plain line written, or None (no line due, or terminal mode)."""
+    @contextlib.contextmanager
+    def waiting(self, step: int, seconds: float = 10.0):
+        """A context for work before ``step`` is reported: before the first step of a plain
+        log (setting up, starting the input pipeline, tracing) a ``still running`` line every
+        ``seconds``, from the first such context until the first ``update`` (or ``close``),
+        however many contexts the wait spans; else nothing."""
+        if self._bar is None and self._line_step == self.start_step and self._wait is None:
+            self._wait = Phase(f"{self.unit} {step}/{self.total_steps}: setting up, starting the input "
+                               "pipeline and tracing", stream=self.stream, seconds=seconds,
+                               clock=self.clock, report=False).__enter__()
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Ends the wait's ``still running`` lines (``update`` does it at the first step)."""
+        if self._wait is not None:
+            self._wait.__exit__(None, None, None)
+            self._wait = None
+
+    def update(self, step: int, loss: Optional[float] = None, lr: Optional[float] = None) -> Optional[str]:
+        """Records that ``step`` finished (with this total loss and learning rate, when
+        given). Returns the plain line written, or None (no line due, or terminal mode)."""
+        self.close()
+        values = [(name, v) for name, v in (("loss", loss), ("lr", lr)) if v is not None]
         if self._bar is not None:
             with self._to_stream():
-                self._bar.update(step, [("loss", loss), ("lr", lr)])
+                self._bar.update(step, values)
             return None
         now = self.clock()
-        self._steps_since_line += 1
-        head = f"step {step}/{self.total_steps}  loss {format_number(loss)}  lr {format_number(lr)}"
-        if step == self.start_step + 1:
-            line = f"{head}  first step {now - self._t_start:.1f}s (incl. tracing)"
-        elif step % self.every == 0 or step >= self.total_steps:
+        head = "  ".join([f"{self.unit} {step}/{self.total_steps}"]
+                         + [f"{name} {format_number(v)}" for name, v in values])
+        done = step - self._line_step
+        if self._line_step == self.start_step:
+            line = f"{head}  {self.first} {now - self._t_start:.1f}s (incl. tracing)"
+        elif (step // self.every > self._line_step // self.every or step >= self.total_steps
+              or (self.seconds is not None and now - self._t_line >= self.seconds)):
             elapsed = max(now - self._t_line, 1e-9)
-            rate = self._steps_since_line * self.images_per_step / elapsed
+            rate = done * self.images_per_step / elapsed
             if step >= self.total_steps:
                 tail = f"took {format_duration(now - self._t_start)}"
             else:
-                eta = (self.total_steps - step) * elapsed / self._steps_since_line
+                eta = (self.total_steps - step) * elapsed / max(done, 1)
                 tail = f"ETA {format_duration(eta)}"
             line = f"{head}  {format_rate(rate)} img/s  {tail}"
         else:
             return None
         self.stream.write(line + "\n")
         self.stream.flush()
-        self._t_line, self._steps_since_line = now, 0
+        self._t_line, self._line_step = now, step
         return line
+
+
+class Phase:
+    """A context manager that reports one phase of work (see the module docstring).
+
+    ``with Phase("index train: image headers", count=lambda: n_done) as phase: ...`` writes
+    ``index train: image headers  118287 images  9.1s`` at the end, where the text after the
+    name is ``phase.result`` (set inside the block); while the block runs, every ``seconds``
+    a line ``index train: image headers  still running 20s (40000 done)`` (the count only
+    with ``count``). Nothing is written at the end when the block raises or ``report`` is
+    False (another line reports it). Lines are flushed at once.
+    """
+
+    def __init__(self, name: str, *, stream: Optional[TextIO] = None, seconds: Optional[float] = 10.0,
+                 count: Optional[Callable[[], int]] = None,
+                 clock: Callable[[], float] = time.perf_counter, report: bool = True):
+        self.name, self.seconds, self.count, self.clock = name, seconds, count, clock
+        self.report = report
+        self.stream = sys.stdout if stream is None else stream
+        self.result = ""
+        self.elapsed = 0.0
+        self._stop = threading.Event()
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(f"{self.name}  {text}\n")
+            self.stream.flush()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.seconds):
+            done = f" ({self.count()} done)" if self.count is not None else ""
+            self.write(f"still running {format_duration(self.clock() - self._t0)}{done}")
+
+    def __enter__(self) -> "Phase":
+        self._t0 = self.clock()
+        if self.seconds:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.elapsed = self.clock() - self._t0
+        if kind is None and self.report:
+            self.write("  ".join(filter(None, [self.result, f"{self.elapsed:.1f}s"])))

@@ -24,7 +24,7 @@ from internet_tf.run_dir import latest_checkpoint, write_run
 from internet_tf.modeling.factory import build_model
 from internet_tf.training import distribute, optim
 from internet_tf.training.init_from import init_at_fresh_start, note_resume
-from internet_tf.training.progress import Progress
+from internet_tf.training.progress import Phase, Progress
 from internet_tf.training.checkpoint import TrainingCheckpoint
 from internet_tf.training.step import build_train_step
 
@@ -36,7 +36,8 @@ def build_trainer(cfg: Config, model_dir: str, strategy: tf.distribute.Strategy 
     data = data or load_datasets(cfg)
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(cfg.seed)
-    model, optimizer = optim.build_model_and_optimizer(cfg, data.num_classes, len(data.train), strategy)
+    with Phase(f"building the {cfg.model.backbone} detector ({data.num_classes} classes) and its optimizer"):
+        model, optimizer = optim.build_model_and_optimizer(cfg, data.num_classes, len(data.train), strategy)
     return Trainer(cfg, model_dir, data, model, optimizer, strategy)
 
 
@@ -103,18 +104,20 @@ class Trainer:
         print(f"Training steps {start + 1}..{self.total_steps} on {replicas} replica"
               f"{'s' if replicas > 1 else ''} ({type(self.strategy).__name__}), global batch "
               f"{cfg.train.batch_size}" + ("" if self.is_chief else "; this worker is not the chief"))
-        dataset = distributed_train_dataset(self.data, cfg, self.strategy, start_step=start)
-        step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy,
-                                   jit_compile=cfg.train.jit_compile)
-        writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief
-                  else tf.summary.create_noop_writer())
         progress = Progress(self.total_steps, start_step=start, images_per_step=cfg.train.batch_size,
                             every=cfg.train.log_every)
+        with progress.waiting(start + 1):  # still-running lines until the first step is done
+            dataset = distributed_train_dataset(self.data, cfg, self.strategy, start_step=start)
+            step_fn = build_train_step(self.model, self.optimizer, cfg.train.clip_norm, self.strategy,
+                                       jit_compile=cfg.train.jit_compile)
+            writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief
+                      else tf.summary.create_noop_writer())
+            iterator = iter(dataset)
         last = {}
         t_window, n_window = time.time(), 0
-        iterator = iter(dataset)
         for step in range(start + 1, self.total_steps + 1):
-            values = step_fn(next(iterator))
+            with progress.waiting(step):
+                values = step_fn(next(iterator))
             values = {k: float(v) for k, v in values.items()}
             # A float16 overflow is no error: the step skipped it and lowered the loss scale.
             if (not np.isfinite(values["grad_norm"]) and np.isfinite(values["loss/total"])

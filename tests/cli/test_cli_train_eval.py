@@ -9,8 +9,10 @@ import sys
 import numpy as np
 import pytest
 import tiny
+import yaml
 from PIL import Image, ImageDraw
 
+from internet_tf.config import load_config
 from internet_tf.evaluation.coco_eval import METRIC_KEYS
 
 pytestmark = pytest.mark.cost(38)  # seconds in make test (tests/conftest.py schedules by it)
@@ -92,11 +94,22 @@ def test_train_and_eval_on_foreign_coco_dataset(tmp_path):
         assert x + w <= width + 0.01 and y + h <= height + 0.01, (d, width, height)
 
     # internet-eval re-evaluates the latest checkpoint with the config saved in model_dir:
-    # the same detections and metrics as the evaluation at the end of training.
+    # the same detections and metrics as the evaluation at the end of training. The whole
+    # split, even when the run was trained with a quick eval.max_images.
     os.remove(os.path.join(model_dir, "eval", "metrics.json"))
+    saved = os.path.join(model_dir, "config.yaml")
+    config = yaml.safe_load(open(saved))
+    config["eval"]["max_images"] = 2
+    with open(saved, "w") as f:
+        yaml.safe_dump(config, f)
+    assert load_config(saved).eval.max_images == 2
     proc = run("evaluate", "--model_dir", model_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "ckpt-4" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0] == (f"Evaluating checkpoint step 4 ({model_dir}/checkpoints/ckpt-4) on every image "
+                        f"of the validation split ({ann})")
+    assert any(line.startswith("images 6/6  ") and "took" in line for line in lines), lines
+    assert "COCO metrics of" in proc.stdout and "on 6 of the 6 validation images" in proc.stdout
     again = json.load(open(os.path.join(model_dir, "eval", "detections.json")))
     assert len(again) == len(dets)
     scores = [sorted((d["image_id"], d["category_id"], d["score"]) for d in found) for found in (dets, again)]
@@ -127,3 +140,13 @@ def test_cli_reports_config_and_data_errors_without_traceback(tmp_path):
                "--override", f"train.init_from={tmp_path / 'no_run'}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"config key 'train.init_from' = '{tmp_path / 'no_run'}': does not exist" in proc.stderr
+
+
+def test_eval_images_come_from_the_flag_or_an_override_never_from_the_saved_run():
+    from internet_tf.cli.evaluate import images_limit
+
+    assert images_limit([], None) is None  # every image
+    assert images_limit(["train.steps=3"], None) is None
+    assert images_limit(["eval.max_images=50"], None) == 50
+    assert images_limit([" eval.max_images = 7", "eval.max_images=null"], None) is None  # the last
+    assert images_limit(["eval.max_images=50"], 9) == 9

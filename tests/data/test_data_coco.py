@@ -42,17 +42,21 @@ def test_good_dataset_records_and_label_mapping(make_dataset):
     np.testing.assert_array_equal(r0["classes"], [3, 1])
     np.testing.assert_allclose(r1["boxes"], [[2.5, 1.5, 6.5, 4.5]])
     np.testing.assert_array_equal(r1["classes"], [2])
-    assert isinstance(index.coco, COCO) and sorted(index.coco.getImgIds()) == [1, 2]
+    with pytest.raises(AttributeError, match="indexed for training"):
+        index.coco  # a training index keeps only its records
+    evaluation = build(make_dataset, [img(1), img(2, 50, 20)], [ann(1, [2, 3, 10, 5], 20)], cats,
+                       training=False)
+    assert isinstance(evaluation.coco, COCO) and sorted(evaluation.coco.getImgIds()) == [1, 2]
     assert "Nothing was skipped" in index.report()
 
 
 def test_missing_image_file_is_skipped(make_dataset):
     index = build(make_dataset, [img(1), img(2, write=False)],
-                  [ann(1, [0, 0, 5, 5]), ann(2, [0, 0, 5, 5])])
+                  [ann(1, [0, 0, 5, 5]), ann(2, [0, 0, 5, 5])], training=False)
     assert dict(index.skips) == {"missing_image_file": 1}
     assert [r["image_id"] for r in index.records] == [1]
     assert index.coco.getImgIds() == [1]  # evaluation never sees the skipped image
-    assert "missing image file" in index.report()
+    assert "missing image file" in index.report() and "2.png" in index.report()
 
 
 def test_corrupt_image_is_skipped(make_dataset):
@@ -67,16 +71,24 @@ def test_corrupt_image_is_skipped(make_dataset):
     assert not trusting.skips and len(trusting) == 2
 
 
-def test_truncated_png_needs_full_verification(make_dataset):
-    path, image_dir = make_dataset([img(1), img(2, 64, 64)],
-                                   [ann(1, [0, 0, 5, 5]), ann(2, [0, 0, 5, 5])])
-    file = os.path.join(image_dir, "2.png")
-    data = open(file, "rb").read()
-    with open(file, "wb") as f:
-        f.write(data[: len(data) // 2])
-    assert not CocoIndex.from_files(path, image_dir, training=True).skips
-    full = CocoIndex.from_files(path, image_dir, training=True, verify_images="full")
-    assert dict(full.skips) == {"corrupt_image": 1}
+def _cut(path, keep=0.5):
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("verify", ["header", "full"])
+def test_truncated_jpeg_and_png_are_counted_and_named(make_dataset, verify):
+    images = [img(1), img(2, 64, 64, file="2.jpg"), img(3, 64, 64), img(4, 64, 48, file="4.jpg")]
+    path, image_dir = make_dataset(images, [ann(i, [0, 0, 5, 5]) for i in range(1, 5)])
+    _cut(os.path.join(image_dir, "2.jpg"))
+    _cut(os.path.join(image_dir, "3.png"))
+    index = CocoIndex.from_files(path, image_dir, training=True, verify_images=verify)
+    assert dict(index.skips) == {"corrupt_image": 2}
+    assert [r["image_id"] for r in index.records] == [1, 4]
+    report = index.report()
+    assert "2 images (corrupt image)" in report
+    assert "Corrupt image: " in report and "2.jpg" in report and "3.png" in report
 
 
 def test_size_mismatch_and_unsupported_format(make_dataset, write_image):
@@ -132,7 +144,7 @@ def test_unknown_category_crowd_and_orphan_annotations(make_dataset):
     anns = [ann(1, [0, 0, 5, 5], category_id=99), ann(1, [0, 0, 5, 5], iscrowd=1),
             ann(1, [0, 0, 5, 5], iscrowd=1, category_id=99), ann(5, [0, 0, 5, 5]),
             ann(1, [2, 2, 5, 5])]
-    index = build(make_dataset, [img(1)], anns)
+    index = build(make_dataset, [img(1)], anns, training=False)
     assert dict(index.skips) == {"unknown_category": 1, "crowd_annotation": 2,
                                  "annotation_without_image": 1}
     np.testing.assert_array_equal(index.records[0]["classes"], [1])
@@ -140,6 +152,16 @@ def test_unknown_category_crowd_and_orphan_annotations(make_dataset):
     # uses it to ignore detections, and drops the unknown category.
     eval_anns = index.coco.loadAnns(index.coco.getAnnIds())
     assert sorted(a["iscrowd"] for a in eval_anns) == [0, 1]
+
+
+def test_polygons_are_not_kept(make_dataset):
+    """Box detection never reads COCO's segmentation: it is dropped while the json is parsed."""
+    polygon = {"segmentation": [[0, 0, 5, 0, 5, 5]]}
+    rle = {"segmentation": {"counts": [0, 25, 5], "size": [30, 40]}}
+    index = build(make_dataset, [img(1)], [ann(1, [0, 0, 5, 5], **polygon),
+                                           ann(1, [1, 1, 5, 5], iscrowd=1, **rle)], training=False)
+    anns = index.coco.loadAnns(index.coco.getAnnIds())
+    assert len(anns) == 2 and not any("segmentation" in a for a in anns)
 
 
 def test_malformed_bboxes(make_dataset):
@@ -152,7 +174,7 @@ def test_malformed_bboxes(make_dataset):
     data["annotations"].append({k: v for k, v in base.items() if k != "bbox"} | {"id": 30})
     with open(path, "w") as f:
         json.dump(data, f)  # writes NaN / Infinity, which Python's json reads back
-    index = CocoIndex.from_files(path, image_dir, training=True)
+    index = CocoIndex.from_files(path, image_dir, training=False)
     assert dict(index.skips) == {"malformed_bbox": len(bad) + 1}
     assert len(index.records[0]["classes"]) == 1
     assert index.coco.getAnnIds() == [1]  # malformed boxes would break COCOeval

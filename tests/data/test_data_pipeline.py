@@ -1,4 +1,5 @@
 """Tests for internet_tf/data/pipeline.py: shapes, hand-checked scaling and flipping."""
+import logging
 import os
 
 import numpy as np
@@ -163,12 +164,22 @@ def test_eval_yields_every_image_once(make_dataset):
     np.testing.assert_array_equal(ids, np.arange(100, 107))  # in index order
 
 
-def test_truncated_instances_counted(make_dataset):
+def test_truncated_instances_counted(make_dataset, caplog):
     index = index_of(make_dataset, [{"id": 1, "width": 30, "height": 30}],
                      [ann(1, [i, i, 5, 5]) for i in range(3)])
     batch = first(build_dataset(index, image_size=30, batch_size=1, max_instances=2,
                                 training=False))
     assert index.skips["truncated_instances"] == 1
+    # The message says what the split loses: boxes of training, nothing of the metrics.
+    val = index_of(make_dataset, [{"id": 1, "width": 30, "height": 30}],
+                   [ann(1, [i, i, 5, 5]) for i in range(3)], training=False)
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    build_dataset(val, image_size=30, batch_size=1, max_instances=2, training=False)
+    assert "1 validation images" in caplog.text and "still scored against every box" in caplog.text
+    caplog.clear()
+    build_dataset(index, image_size=30, batch_size=1, max_instances=2, training=False)
+    assert "1 training images" in caplog.text and "left out of training" in caplog.text
     np.testing.assert_allclose(batch["gt_boxes"][0], [[0, 0, 5, 5], [1, 1, 6, 6]])
     build_dataset(index, image_size=30, batch_size=1, max_instances=3, training=False)
     assert "truncated_instances" not in index.skips  # counts follow the latest build

@@ -84,7 +84,10 @@ def test_perfect_detections_give_ap_one(gt, capsys):
     for k in ("APs", "APm", "APl", "ARmax100", "ARs", "ARm", "ARl"):
         assert m[k] == pytest.approx(1.0), k
     assert m["per_class_AP"] == {"cat": pytest.approx(1.0), "dog": pytest.approx(1.0)}
-    assert capsys.readouterr().out == ""           # pycocotools noise captured
+    # pycocotools' own prints are captured; a line per COCOeval phase remains (then its time).
+    phases = [line.split("  ") for line in capsys.readouterr().out.splitlines()]
+    assert [p[:-1] for p in phases] == [["COCOeval: load detections", "6 detections"],
+                                        ["COCOeval: match", "3 images"], ["COCOeval: accumulate"]]
     assert "Average Precision" in ev.summary_text
     assert ev.image_ids == [101, 202, BIG_ID]       # float32 id 2**24 round-trips exactly
 

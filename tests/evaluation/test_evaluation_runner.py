@@ -56,12 +56,20 @@ def _expected_crop(bundle, count):
             max(int(np.round(w * s)) for (_, w), s in zip(sizes, scales)))
 
 
-def test_tiny_model_writes_metrics_and_detection_images(setup, tmp_path):
+def test_tiny_model_writes_metrics_and_detection_images(setup, tmp_path, capsys):
     cfg, bundle = setup
     model = build_model(cfg.model, bundle.num_classes)
     model.build_all()
     # 5 images span the first two batches of 4.
+    capsys.readouterr()
     metrics, acc = _evaluate(model, cfg, bundle, tmp_path / "eval", num_images=5)
+    # Progress as a piped log shows it: plain lines, images of the split, then COCOeval's phases.
+    # (a wait over 10 s adds "still running" lines, as many as the machine's load makes)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "still running" not in line]
+    assert lines[0].startswith("images 4/6  first batch ") and lines[0].endswith("s (incl. tracing)")
+    assert lines[1].startswith("images 6/6  ") and " img/s  took " in lines[1]
+    assert [line.split("  ")[0] for line in lines[2:]] == [
+        "COCOeval: load detections", "COCOeval: match", "COCOeval: accumulate"]
     tags = acc.Tags()["tensors"]
     assert {"eval/" + k for k in METRIC_KEYS} <= set(tags)
     assert "eval/detections" in tags

@@ -1,10 +1,11 @@
-"""training/progress.py (issue 11 "Logs a user can read"): plain lines when the stream is not
-a terminal, Keras' Progbar when it is; the line format, images/s and ETA arithmetic."""
+"""training/progress.py: plain lines when the stream is not a terminal, Keras' Progbar when it
+is; the line format, images/s and ETA arithmetic; the evaluation's image counts; phases."""
 import io
+import time
 
 import pytest
 
-from internet_tf.training.progress import Progress, format_duration, format_number
+from internet_tf.training.progress import Phase, Progress, format_duration, format_number
 
 
 class FakeClock:
@@ -76,3 +77,64 @@ def test_formats():
         ["0.0200", "1.2346", "0.0000", "4.000e-04", "1.234e+04"]
     with pytest.raises(ValueError, match="every"):
         Progress(10, images_per_step=8, every=0)
+
+
+def test_evaluation_counts_images_in_a_piped_log_with_a_line_at_least_every_n_seconds():
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(100, images_per_step=1, every=50, stream=out, clock=clock, unit="images",
+                        first="first batch", seconds=10.0)
+    # Batches of 8 images: the first takes 9 s (tracing), later ones 4 s (2 img/s), the last
+    # batch is short (4 images). Lines: the first batch, then every 10 s (or 50 images), the end.
+    for done in list(range(8, 100, 8)) + [100]:
+        clock.now += 9.0 if done == 8 else 4.0
+        progress.update(done)
+    assert out.getvalue().splitlines() == [
+        "images 8/100  first batch 9.0s (incl. tracing)",
+        "images 32/100  2.0 img/s  ETA 34s",
+        "images 56/100  2.0 img/s  ETA 22s",
+        "images 80/100  2.0 img/s  ETA 10s",
+        "images 100/100  1.7 img/s  took 57s",  # the short last batch: 20 images in 12 s
+    ]
+
+
+def test_phase_writes_its_result_and_time_and_beats_while_it_runs():
+    out = io.StringIO()
+    with Phase("index train: image headers", stream=out, seconds=0.02, count=lambda: 7) as phase:
+        deadline = time.monotonic() + 5
+        while out.getvalue().count("still running") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        phase.result = "9 files"
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("index train: image headers  still running 0s (7 done)")
+    assert lines[-1].startswith("index train: image headers  9 files  ") and lines[-1].endswith("s")
+    with pytest.raises(KeyError), Phase("quick", stream=out, seconds=None):
+        raise KeyError("a failed phase writes no result line")
+    assert "quick" not in out.getvalue()
+
+
+def _wait_for(out, text, count=1):
+    deadline = time.monotonic() + 5
+    while out.getvalue().count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_the_wait_for_the_first_step_beats_across_contexts_until_the_first_update():
+    out = io.StringIO()
+    progress = Progress(5, images_per_step=1, stream=out)
+    with progress.waiting(1, seconds=0.02):  # setting up
+        _wait_for(out, "still running")
+    with progress.waiting(1, seconds=0.02):  # the first step: the same wait goes on
+        _wait_for(out, "still running", 2)
+    assert out.getvalue().startswith(
+        "step 1/5: setting up, starting the input pipeline and tracing  still running")
+    progress.update(1, 1.0, 0.1)
+    beats = out.getvalue().count("still running")
+    with progress.waiting(2, seconds=0.02):  # later steps do not beat
+        time.sleep(0.1)
+    assert out.getvalue().count("still running") == beats
+    with pytest.raises(KeyError), Progress(5, images_per_step=1, stream=out).waiting(1, 0.02):
+        raise KeyError("an error ends the wait")
+    terminal = Progress(5, images_per_step=1, stream=Terminal(), clock=FakeClock())
+    with terminal.waiting(1, seconds=0.02):  # the bar is not interleaved with lines
+        time.sleep(0.1)
+    assert "still running" not in terminal.stream.getvalue()
