@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from internet_tf.cli.common import fail, run_tool
 from internet_tf.config import CHOICES
 
 flags.DEFINE_enum("to", None, ["voc", "coco"], "Target format.")
@@ -28,7 +29,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from internet_tf.cli.common import fail
     from internet_tf.data import convert
     from internet_tf.data.coco import DatasetError
 
@@ -52,7 +52,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from internet_tf.cli import start_tensorflow
-from internet_tf.cli.common import (define_config_flags, latest_checkpoint,
+from internet_tf.cli.common import (define_config_flags, latest_checkpoint, run_tool,
                                     run_with_config)
 
 define_config_flags()
@@ -47,7 +47,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

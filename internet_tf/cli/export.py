@@ -2,10 +2,10 @@
 latest checkpoint with in-graph pre/post-processing (SPEC §5 "Export")."""
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from internet_tf.cli import start_tensorflow
-from internet_tf.cli.common import define_config_flags, fail, load_flags_config
+from internet_tf.cli.common import define_config_flags, fail, load_flags_config, run_tool
 
 define_config_flags()
 flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.")
@@ -27,7 +27,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":
