@@ -74,13 +74,21 @@ def _one_line_flag_error(error: Exception) -> str:
     return message
 
 
+_HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
+
+
 def _parse_flags(argv):
-    """absl's parser, with a bad or missing flag reported in one line (exit code 2)."""
+    """absl's parser, with a bad or missing flag reported in one line (exit code 2) and a
+    help request exiting with 0 (absl exits with 1 after printing it)."""
     try:
         return FLAGS(argv)
     except flags.Error as e:
         print(f"error: {_one_line_flag_error(e)} (--help lists the flags)", file=sys.stderr)
         sys.exit(2)
+    except SystemExit as e:
+        if e.code == 1 and _HELP_FLAGS & set(argv[1:]):
+            sys.exit(0)
+        raise
 
 
 def run_tool(main, module_name: str):

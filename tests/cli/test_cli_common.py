@@ -62,6 +62,7 @@ def test_every_console_script_is_covered():
 def test_help_lists_the_tools_own_flags_with_help_and_defaults(name, tmp_path):
     defined = tmp_path / "flags.json"
     proc = run_script(name, "--help", flags_json=str(defined))
+    assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())  # absl wraps the help text
     assert f"{name}:" in proc.stdout, proc.stdout + proc.stderr
     for flag_name in TOOL_FLAGS[name]:
