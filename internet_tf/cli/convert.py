@@ -1,4 +1,4 @@
-"""``internet-convert``: a COCO-format split to PASCAL VOC and back (SPEC §6; issue 10).
+"""``internet-convert``: a COCO-format split to PASCAL VOC and back (Li et al. 2019, Table 5).
 
     internet-convert --to voc --annotations A.json --images DIR --out ROOT --split NAME [--prefix P]
     internet-convert --to coco --voc_roots R1,R2 --split NAME --out A.json [--classes found|voc]

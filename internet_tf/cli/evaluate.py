@@ -1,5 +1,5 @@
 """``internet-eval --config FILE --model_dir DIR``: evaluation of the latest checkpoint
-(SPEC §5 "Evaluation", §6).
+(COCO metrics, or the VOC metric of Li et al. 2019, Table 5).
 
 The metrics follow the dataset's kind with no flag (``evaluation/runner.py``): COCOeval for a
 COCO-format dataset, the VOC metrics (mAP, mAP_07, per-class AP) for one read as PASCAL VOC

@@ -1,5 +1,5 @@
 """``internet-export --model_dir DIR --export_dir OUT [--config FILE]``: SavedModel of the
-latest checkpoint with in-graph pre/post-processing (SPEC §5 "Export")."""
+latest checkpoint with in-graph pre/post-processing."""
 from __future__ import annotations
 
 from absl import flags

@@ -1,5 +1,5 @@
 """``internet-train --config FILE --model_dir DIR [--override key=value ...]
-[--strategy auto|default|mirrored|multi_worker]`` (SPEC §5).
+[--strategy auto|default|mirrored|multi_worker]``.
 
 Rerunning the same command resumes from the last checkpoint. Training ends with a COCO
 evaluation written to ``DIR/eval/`` (by the chief). ``--strategy multi_worker`` reads the

@@ -1,4 +1,4 @@
-"""Training progress a person can read (SPEC §5 training loop; issue 11 "Logs a user can read").
+"""Training progress a person can read (the training loop's log).
 
 The mode follows the stream. On a terminal (``stream.isatty()``) it is Keras' ``Progbar``,
 one line redrawn in place, as before. Anywhere else (a pipe such as ``| tee``, a file,
