@@ -54,6 +54,7 @@ class Extended:
     # an option the table does not know,
     commented: Optional[str] = None  # described by its comments
     bare: float = 0.5
+    parts: list = dataclasses.field(default_factory=lambda: ["a", "b"])
 
 
 def test_a_key_missing_from_the_table_takes_its_field_comment():
@@ -69,3 +70,9 @@ def test_check_mode_reports_an_outdated_page(tmp_path):
     command = [sys.executable, "-m", "internet_tf.config.reference", "--check", "--out", str(stale)]
     proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and "out of date" in proc.stderr
+
+
+def test_a_list_key_with_choices_lists_them_for_each_entry(monkeypatch):
+    monkeypatch.setitem(CHOICES, "x.parts", ("a", "b", "c"))
+    rows = {k.name: k for k in reference.keys(Extended, "x.")}
+    assert rows["x.parts"].allowed == "each of `a`, `b`, `c`" and rows["x.parts"].default == ["a", "b"]

@@ -249,6 +249,7 @@ def _allowed(name: str, hint) -> str:
         hint = [a for a in typing.get_args(hint) if a is not type(None)][0]
     if name in CHOICES:
         text = ", ".join(f"`{c}`" for c in CHOICES[name])
+        text = f"each of {text}" if hint is list else text
     elif name in CHECKED_IN_VALIDATE:
         text = CHECKED_IN_VALIDATE[name]
     elif name in RANGES:
