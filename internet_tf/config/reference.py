@@ -213,7 +213,11 @@ class Key:
 def _field_comments(cls) -> dict:
     """Field name -> its comment in ``schema.py`` (trailing, or the lines just above it)."""
     comments, above = {}, []
-    for line in inspect.getsource(cls).splitlines()[1:]:
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # a class without a source file has no comments to read
+        return comments
+    for line in source.splitlines()[1:]:
         stripped = line.strip()
         if stripped.startswith("#"):
             above.append(stripped.lstrip("# "))
