@@ -1,5 +1,5 @@
-"""Atomic file writes: the one way this library writes a file that others read (SPEC §5,
-"nothing already written is lost or corrupted by a failure")."""
+"""Atomic file writes: the one way this library writes a file that others read:
+nothing already written is lost or corrupted by a failure."""
 from __future__ import annotations
 
 import contextlib

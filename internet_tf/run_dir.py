@@ -1,4 +1,4 @@
-"""The run directory — an ``internet-train --model_dir`` — and its one owner (SPEC §5).
+"""The run directory — an ``internet-train --model_dir`` — and its one owner.
 
 A run dir holds ``config.yaml`` (the config it was trained with), ``labels.json`` (the
 detector's labels: one schema, also written next to an export), ``checkpoints/`` (written

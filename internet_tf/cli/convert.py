@@ -1,4 +1,4 @@
-"""``internet-convert``: a COCO-format split to PASCAL VOC and back (SPEC §6; issue 10).
+"""``internet-convert``: a COCO-format split to PASCAL VOC and back (Li et al. 2019, Table 5).
 
     internet-convert --to voc --annotations A.json --images DIR --out ROOT --split NAME [--prefix P]
     internet-convert --to coco --voc_roots R1,R2 --split NAME --out A.json [--classes found|voc]
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from internet_tf.cli.common import fail, run_tool
 from internet_tf.config import CHOICES
 
 flags.DEFINE_enum("to", None, ["voc", "coco"], "Target format.")
@@ -28,7 +29,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from internet_tf.cli.common import fail
     from internet_tf.data import convert
     from internet_tf.data.coco import DatasetError
 
@@ -52,7 +52,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

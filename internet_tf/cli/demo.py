@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
 from internet_tf.cli import start_tensorflow
-from internet_tf.cli.common import define_config_flags, fail, load_flags_config
+from internet_tf.cli.common import define_config_flags, fail, load_flags_config, run_tool
 
 define_config_flags(model_dir_required=False)
 FLAGS = flags.FLAGS
@@ -54,7 +54,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """``internet-eval --config FILE --model_dir DIR [--max_images N]``: evaluation of the latest
-checkpoint (SPEC §5 "Evaluation", §6).
+checkpoint (COCO metrics, or the VOC metric of Li et al. 2019, Table 5).
 
 It evaluates the whole validation split unless told otherwise: ``--max_images N`` (or
 ``--override eval.max_images=N``) evaluates the first N images. A run's saved ``eval.max_images``
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from internet_tf.cli import start_tensorflow
-from internet_tf.cli.common import (define_config_flags, latest_checkpoint,
+from internet_tf.cli.common import (define_config_flags, latest_checkpoint, run_tool,
                                     run_with_config)
 from internet_tf.config import copy_config, parse_override
 from internet_tf.data.datasets import val_source
@@ -79,7 +79,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

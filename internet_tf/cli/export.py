@@ -1,11 +1,11 @@
 """``internet-export --model_dir DIR --export_dir OUT [--config FILE]``: SavedModel of the
-latest checkpoint with in-graph pre/post-processing (SPEC §5 "Export")."""
+latest checkpoint with in-graph pre/post-processing."""
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from internet_tf.cli import start_tensorflow
-from internet_tf.cli.common import define_config_flags, fail, load_flags_config
+from internet_tf.cli.common import define_config_flags, fail, load_flags_config, run_tool
 from internet_tf.training.progress import Phase
 
 define_config_flags()
@@ -30,7 +30,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """``internet-feature-norms --baseline_dir A --labelenc_dir B``: LabelEnc's feature-norm
-pictures (seed 000, Fig. 1; SPEC §4).
+pictures (seed 000, Fig. 1).
 
 Restores the latest checkpoint of both runs (each with the ``config.yaml`` it was trained
 with; B must be a LabelEnc run, step 1 or 2, whose h gives h(y)) and, for the first
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from internet_tf.cli import start_tensorflow
-from internet_tf.cli.common import fail
+from internet_tf.cli.common import fail, run_tool
 
 flags.DEFINE_string("baseline_dir", None, "Model dir of the baseline run.")
 flags.DEFINE_string("labelenc_dir", None, "Model dir of the LabelEnc run (step 1 or 2).")
@@ -87,7 +87,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from internet_tf.cli import start_tensorflow
-from internet_tf.cli.common import (define_config_flags, fail, latest_checkpoint,
+from internet_tf.cli.common import (define_config_flags, fail, latest_checkpoint, run_tool,
                                     run_with_config)
 from internet_tf.files import write_json_atomic
 
@@ -83,7 +83,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from internet_tf.cli import start_tensorflow
+from internet_tf.cli.common import run_tool
 
 flags.DEFINE_string("export_dir", None, "SavedModel written by internet-export.")
 flags.DEFINE_multi_string("images", [], "Image files (repeat the flag or give several).")
@@ -29,7 +30,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

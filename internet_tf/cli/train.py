@@ -1,5 +1,5 @@
 """``internet-train --config FILE --model_dir DIR [--override key=value ...]
-[--strategy auto|default|mirrored|multi_worker]`` (SPEC §5).
+[--strategy auto|default|mirrored|multi_worker]``.
 
 Rerunning the same command resumes from the last checkpoint. Training ends with a COCO
 evaluation written to ``DIR/eval/`` (by the chief). ``--strategy multi_worker`` reads the
@@ -7,10 +7,10 @@ cluster from ``TF_CONFIG``; every worker runs the same command with its own task
 """
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from internet_tf.cli import start_tensorflow
-from internet_tf.cli.common import define_config_flags, fail, load_flags_config
+from internet_tf.cli.common import define_config_flags, fail, load_flags_config, run_tool
 from internet_tf.config import ConfigError
 from internet_tf.training.progress import Phase
 from internet_tf.training.strategy_names import STRATEGIES
@@ -53,7 +53,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Configuration schema, YAML loading, validation and ``key=value`` overrides (SPEC §5).
+"""Configuration schema, YAML loading, validation and ``key=value`` overrides.
 
-Every option of SPEC §1–§5 is a field here, so that a YAML file (or ``--override``) can
+Every option of the detector, the methods and the system is a field here, so that a YAML file
+(or ``--override``) can
 reach it. Unknown keys are errors that name the full dotted key; values are type-checked.
 A YAML file may start from another one with ``base: relative/or/absolute.yaml``.
 

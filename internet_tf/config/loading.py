@@ -1,4 +1,4 @@
-"""Loading a configuration (SPEC §5): defaults, then a YAML file's ``base:`` chain, then
+"""Loading a configuration: defaults, then a YAML file's ``base:`` chain, then
 ``key=value`` overrides, each leaf type-checked against the schema; unknown keys are errors
 naming the full dotted key."""
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The configuration schema (SPEC §5): one dataclass per section, every option of SPEC
-§1–§5 a field with its default, and ``CHOICES``, the allowed values of each string option."""
+"""The configuration schema: one dataclass per section, every option of the detector, the
+methods and the system a field with its default, and ``CHOICES``, the allowed values of each
+string option."""
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +30,8 @@ class EmbeddedConfig:
 
 @dataclass
 class VocConfig:
-    """PASCAL VOC as distributed (SPEC §6): each root holds Annotations/, JPEGImages/ and
-    ImageSets/Main/<split>.txt; several roots (VOC2007 + VOC2012) are read as one set."""
+    """PASCAL VOC as distributed (Li et al. 2019, Table 5): each root holds Annotations/,
+    JPEGImages/ and ImageSets/Main/<split>.txt; several roots (VOC2007 + VOC2012) are read as one set."""
     roots: list = field(default_factory=list)
     train_split: str = "trainval"
     val_split: str = "test"
@@ -51,7 +52,7 @@ class DataConfig:
     flip: bool = True
     shuffle_buffer: int = 1000
     verify_images: str = "header"  # header | full | none
-    # Issue 11: keep the decoded training images in memory after the first epoch (before the
+    # Keep the decoded training images in memory after the first epoch (before the
     # resize and the random flip; the per-epoch shuffle still shuffles). For small datasets:
     # it holds every training image as uint8 at its own size (height × width × 3 bytes).
     cache_images: bool = False
@@ -119,19 +120,22 @@ class OTConfig:
     pool_size: int = 8  # critic H pools to pool_size² = k spatial features per channel
     generator_kernel: int = 2
     # H reads P_l and P_{m|l} average-pooled to level input_level's size where larger (ours;
-    # SPEC §3's H is an example): 4 pools P2 4x and P3 2x, H's convolutions 16x and 4x fewer.
+    # the H of Li et al. 2019, Sec. 3.3 is an example): 4 pools P2 4x and P3 2x, H's
+    # convolutions 16x and 4x fewer.
     # 0: H convolves the whole maps. Chosen by benchmarks/results/study_h_pooled.md.
     input_level: int = 4
 
 
 @dataclass
 class IntertwinerConfig:
-    """Feature intertwiner (SPEC §2) and the reliable-set source of Table 1 (SPEC §3)."""
+    """Feature intertwiner (Li et al. 2019, Sec. 3.1–3.2) and the reliable-set source of
+    Table 1 (Sec. 3.3)."""
     enabled: bool = True  # InterNet by default; the baseline configs set false
     split: str = "level"  # level (Eq. 7) | roi_size (Table 2a "by RoI size")
     makeup_shared: bool = False
-    # Defaults below marked "study" were chosen by configs/studies/demo_causes.yaml (README,
-    # "Where we differ from the paper's text, and why"); the paper's text is the other value.
+    # Defaults below marked "study" were chosen by configs/studies/demo_causes.yaml
+    # (docs/results.md, "Where we differ from the paper's text, and why"); the paper's text is
+    # the other value.
     makeup_placement: str = "map"  # study; roi (Table 6: on each 14x14 RoI) | map (authors' code: on P_l)
     makeup_kernel: int = 3  # Table 6: 3x3
     makeup_residual: str = "add"  # study; none (Table 6: the head sees unit(x)) | add (x + unit(x), ours) | gated (x + g*unit(x), g from 0)
@@ -154,7 +158,7 @@ class IntertwinerConfig:
 
 @dataclass
 class LabelEncConfig:
-    """LabelEnc label-encoding supervision (SPEC §4, seed 000). Step 1 trains the label
+    """LabelEnc label-encoding supervision (LabelEnc appendix, seed 000). Step 1 trains the label
     encoder h (and its FPN) through the detector's own heads while distilling into the
     detector; step 2 trains a fresh detector from step 1's FPN and heads with h frozen.
     The distillation schedule is given as fractions of ``train.steps`` (the authors' 30k of
@@ -176,7 +180,7 @@ class LabelEncConfig:
 class ModelConfig:
     backbone: str = "resnet50"  # resnet50 | resnet101 | small_resnet | vgg16
     # false: no top-down pathway; each level is its backbone stage projected to fpn_channels
-    # (ResNet without FPN, and VGG-16's SSD-style levels, SPEC §6)
+    # (ResNet without FPN, and VGG-16's SSD-style levels)
     fpn: bool = True
     backbone_weights: str = "none"  # imagenet | none | /local/path.h5
     frozen_bn: bool = False
@@ -214,7 +218,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     summary_every: int = 20
     evaluate_at_end: bool = True
-    # Issue 11: Keras mixed-precision policy of the layers (variables stay float32; float16
+    # Keras mixed-precision policy of the layers (variables stay float32; float16
     # adds a loss-scale optimizer); XLA for the train step (auto: on where it compiles).
     mixed_precision: str = "none"  # none | float16 | bfloat16
     jit_compile: str = "false"  # auto | true | false (YAML booleans accepted)

@@ -1,5 +1,5 @@
-"""Checks of a loaded configuration, each error naming the key (SPEC §5; issue 11: configs
-reject nonsensical numbers).
+"""Checks of a loaded configuration, each error naming the key (configs reject
+nonsensical numbers).
 
 ``RANGES`` is one table, dotted key -> ``Range``: the numbers each key may take. A key whose
 value is None (an optional one left unset) is not checked; a list key's every entry is. The
@@ -153,7 +153,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'model.image_size' must be a positive multiple of 64, got {m.image_size}")
     if m.backbone == "vgg16" and m.fpn:
         raise ConfigError("config key 'model.fpn' must be false with model.backbone 'vgg16' "
-                          "(its SSD-style levels have no FPN; paper Table 5, SPEC §6)")
+                          "(its SSD-style levels have no FPN; paper Table 5)")
     if m.labelenc.enabled and not m.fpn:
         raise ConfigError("config key 'model.labelenc.enabled' needs model.fpn true "
                           "(step 2 starts the detector's FPN from h's FPN)")

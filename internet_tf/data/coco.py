@@ -1,4 +1,4 @@
-"""COCO-format dataset index (SPEC §5 "Data": COCO json via pycocotools).
+"""COCO-format dataset index (COCO json via pycocotools).
 
 This is the edge where dataset conventions become library conventions
 (docs/conventions.md): COCO ``[x, y, w, h]`` boxes in original pixels become float32

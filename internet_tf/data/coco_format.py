@@ -1,4 +1,4 @@
-"""The COCO annotation format's structure (SPEC §5 "Data"): reading the JSON, the checks that
+"""The COCO annotation format's structure: reading the JSON, the checks that
 make a malformed file a :class:`DatasetError` naming its record, and the box parser; used by
 the COCO index (``data/coco.py``) and the VOC reader's in-memory dicts alike."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""COCO <-> PASCAL VOC conversion of a whole split (SPEC §6; issue 10; ``internet-convert``).
+"""COCO <-> PASCAL VOC conversion of a whole split (Li et al. 2019, Table 5; ``internet-convert``).
 
 ``coco_to_voc`` writes a COCO-format split (json + image folder) into a VOC root laid out as
 distributed: ``Annotations/<stem>.xml``, ``JPEGImages/<stem>.jpg`` and

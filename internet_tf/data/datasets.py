@@ -1,4 +1,5 @@
-"""From a config to the train/val indices and ``tf.data`` pipelines (SPEC §5 "Data", §6).
+"""From a config to the train/val indices and ``tf.data`` pipelines (COCO format or
+PASCAL VOC, Li et al. 2019, Table 5).
 
 ``data.dataset: embedded`` generates (or reuses) the embedded dataset under
 ``data.embedded.root``; ``coco`` reads the four ``data.*_annotations/_images`` paths;

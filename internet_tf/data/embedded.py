@@ -1,4 +1,4 @@
-"""The generated embedded dataset for the default run (SPEC §5 "Data").
+"""The generated embedded dataset for the default run.
 
 Coloured geometric shapes on cluttered, noisy backgrounds, written as a COCO-format
 dataset (json + PNG/JPEG files), so the whole system runs without downloading anything::

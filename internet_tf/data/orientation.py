@@ -1,5 +1,4 @@
-"""EXIF orientation: the image as displayed, which is what annotations describe (SPEC §5
-"Data"; issue 10).
+"""EXIF orientation: the image as displayed, which is what annotations describe.
 
 Phones store the sensor's pixels and an EXIF tag 0x0112 (1..8) saying how to turn them for
 display; COCO and VOC labelling tools draw boxes on the *displayed* image. The dataset index

@@ -1,4 +1,4 @@
-"""tf.data input pipeline (SPEC §5 "Data" and "Training recipe": images resized so the
+"""tf.data input pipeline (images resized so the
 longer side is ``image_size``, padded to ``image_size × image_size``, horizontal flip only).
 
 Each batch is a dict with fixed static shapes (docs/conventions.md)::
@@ -13,7 +13,7 @@ the image is read and decoded inside the graph, in a parallel map, then turned b
 orientation (``data/orientation.py``, read by the index) so pixels match the annotations,
 which describe the image as displayed.
 
-Speed (issue 11): decoding runs in a parallel map (``num_parallel_calls=AUTOTUNE``); with
+Speed: decoding runs in a parallel map (``num_parallel_calls=AUTOTUNE``); with
 ``cache_images`` the decoded images (uint8, each at its own size) are kept in memory after
 the first epoch, before the shuffle, the resize and the random flip, so every epoch is still
 shuffled and flipped afresh and the stream is the uncached one, element for element; batches

@@ -1,11 +1,11 @@
-"""PASCAL VOC as distributed, read into the library's one COCO path (SPEC §6; issue 10).
+"""PASCAL VOC as distributed, read into the library's one COCO path (Li et al. 2019, Table 5).
 
 A VOC root holds ``Annotations/<id>.xml``, ``JPEGImages/<id>.jpg`` and
 ``ImageSets/Main/<split>.txt`` (one id per line). :func:`read_voc` turns one split of one
 or several roots (VOC2007 + VOC2012) into a COCO-format dict, and :func:`load_voc` builds
 the usual :class:`~internet_tf.data.coco.CocoIndex` from it, so everything after this edge
 (skip rules for images and boxes, labels, pipeline, pycocotools ground truth) is the COCO
-route's. The dict (the shared contract of issue 10):
+route's. The dict (the contract shared with ``data/convert.py`` and the VOC evaluation):
 
 * ``categories``: ids ``1..K`` in class order, with ``name``: the 20 VOC classes in their
   usual order (``classes="voc"``), or the names found in the training split's XML, sorted

@@ -1,6 +1,6 @@
-"""COCO box evaluation of detector outputs (SPEC §5 "System", Evaluation bullet).
+"""COCO box evaluation of detector outputs.
 
-Implements the evaluation contract of SPEC §5: pycocotools ``COCOeval`` (AP, AP50, AP75,
+The evaluation contract: pycocotools ``COCOeval`` (AP, AP50, AP75,
 APs, APm, APl and the six AR numbers), per-class AP, and detections saved in COCO result
 format. This is the output edge of the box conventions (docs/conventions.md): model boxes
 ``(ymin, xmin, ymax, xmax)`` in resized-input pixels become COCO ``[x, y, w, h]`` in original

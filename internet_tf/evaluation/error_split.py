@@ -1,4 +1,4 @@
-"""Where a detector's COCO AP is lost: wrong labels or imprecise boxes (issue 8's diagnosis).
+"""Where a detector's COCO AP is lost: wrong labels or imprecise boxes.
 
 The class-aware AP against the class-agnostic one (COCOeval with ``useCats = 0``: any detection
 may match any ground truth) is the price of wrong labels; AP at IoU 0.5 against 0.75 is the

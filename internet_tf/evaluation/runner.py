@@ -1,4 +1,5 @@
-"""Runs a detector over the validation split and scores it (SPEC §5 "Evaluation", §6).
+"""Runs a detector over the validation split and scores it (COCOeval or the PASCAL VOC
+metric, Li et al. 2019, Table 5).
 
 The metrics follow the dataset's kind (``DatasetBundle.kind``): a COCO-format dataset is
 scored with COCOeval (``evaluation/coco_eval.py``), one read as PASCAL VOC with the VOC

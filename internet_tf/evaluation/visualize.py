@@ -1,4 +1,4 @@
-"""Evaluation pictures for TensorBoard: the ``eval/detections`` image summary (SPEC §5).
+"""Evaluation pictures for TensorBoard: the ``eval/detections`` image summary.
 
 Ground-truth boxes are drawn in green, then detections in red (so red wins where the two
 coincide), one pixel wide, with ``tf.image.draw_bounding_boxes`` on the padded model inputs.

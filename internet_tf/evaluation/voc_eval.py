@@ -1,4 +1,4 @@
-"""PASCAL VOC detection metrics (SPEC §6 "Evaluation"; paper Table 5; issue 10).
+"""PASCAL VOC detection metrics (Li et al. 2019, Table 5).
 
 Written from the definition of the VOC development kit's detection evaluation
 (``VOCevaldet`` with ``VOCap``, and the 11-point rule of VOC2007):
@@ -12,7 +12,7 @@ Written from the definition of the VOC development kit's detection evaluation
 - IoU is computed as the devkit does, on 1-based inclusive pixel coordinates with "+1"
   widths: ``w = xmax - xmin + 1``. Our boxes are 0-based continuous (docs/conventions.md) and
   become ``xmin1 = x0 + 1, ymin1 = y0 + 1, xmax1 = x1, ymax1 = y1`` at this edge (the shared
-  contract of issue 10, the inverse of the VOC reader's conversion), so the devkit's "+1"
+  contract with the VOC reader, the inverse of the VOC reader's conversion), so the devkit's "+1"
   width of a converted box is exactly its continuous width: the IoU equals the plain IoU of
   the 0-based continuous boxes, as COCOeval computes it on the same boxes.
 - Recall = TP / (number of non-difficult ground truths); precision = TP / (TP + FP). Ignored

@@ -1,5 +1,5 @@
 """Prediction with an exported SavedModel: per-image JSON of detections and a PNG with the
-labelled boxes drawn (SPEC §5; used by ``internet-predict`` and ``make demo``)."""
+labelled boxes drawn (used by ``internet-predict`` and ``make demo``)."""
 from __future__ import annotations
 
 import json

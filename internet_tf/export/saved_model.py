@@ -1,4 +1,4 @@
-"""SavedModel export with pre- and post-processing inside the graph (SPEC §5 "Export").
+"""SavedModel export with pre- and post-processing inside the graph.
 
 The ``serving_default`` signature takes ``images``: uint8 ``[batch, height, width, 3]`` of any
 size (one size per call), and returns ``detection_boxes`` float32 ``[batch, 100, 4]`` as

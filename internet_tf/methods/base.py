@@ -1,4 +1,5 @@
-"""The one interface of a training-time method composed with the detector (SPEC §2, §4).
+"""The one interface of a training-time method composed with the detector (Li et al. 2019,
+Sec. 3; the LabelEnc appendix).
 
 A method may change the maps the box head reads (``head_maps``: e.g. the make-up layer on
 each level map), transform the RoI features (``transform_rois``: e.g. the make-up layer per

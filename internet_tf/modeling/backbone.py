@@ -1,4 +1,5 @@
-"""Backbones returning four levels C2–C5 (SPEC §1, §6): Keras ResNet-50/101 and a small ResNet
+"""Backbones returning four levels C2–C5 (Lin et al. 2017; VGG-16: Li et al. 2019,
+Table 5): Keras ResNet-50/101 and a small ResNet
 at strides 4–32, and VGG-16 with SSD's extra layers at strides 16–128 (``modeling/vgg.py``).
 
 Each backbone states its levels' strides (``backbone_strides``; ``ops/levels.py``): the

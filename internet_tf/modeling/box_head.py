@@ -1,4 +1,4 @@
-"""Box head (SPEC §1): 2×2 average pool of the 14×14 RoI feature to 7×7, two FC-1024 layers,
+"""Box head (Lin et al. 2017): 2×2 average pool of the 14×14 RoI feature to 7×7, two FC-1024 layers,
 then a softmax classifier over K+1 classes and class-specific box deltas (Fast R-CNN).
 
 The head feature and the predictor are separate layers, and ``BoxHead`` takes a ``mix``

@@ -1,12 +1,12 @@
-"""The thin Faster R-CNN + FPN model composing backbone, FPN, RPN, RoIAlign and box head (SPEC §1).
+"""The thin Faster R-CNN + FPN model composing backbone, FPN, RPN, RoIAlign and box head (Lin et al. 2017).
 
-Without FPN (``model.fpn: false``, paper Table 5, SPEC §6) the neck is a 1×1 projection of
+Without FPN (``model.fpn: false``, paper Table 5) the neck is a 1×1 projection of
 each backbone level (``modeling/fpn.py``); the rest is unchanged. The levels' strides are the
 backbone's (``Backbone.strides``: 4–64 for the ResNets, 16–256 for VGG-16): the anchors and
 RoIAlign are built from them.
 
 Training (``train_outputs``) and inference (``inference``) share every layer. Training-time
-methods (``methods/``: the feature intertwiner, SPEC §2–3) are handed to the detector and
+methods (``methods/``: the feature intertwiner) are handed to the detector and
 composed through one interface (``methods/base.py``): they may change the maps and RoI
 features the box head reads, merge side features into the head, and add training-only
 losses; the training outputs expose the FPN maps, sampled RoIs, their levels, RoI features
@@ -115,7 +115,7 @@ class Detector(keras.Model):
     def train_outputs(self, batch, training=True, pyramid=None):
         """One forward pass of the training graph; returns every tensor the losses need.
         ``pyramid`` replaces the FPN maps of the batch's images (LabelEnc step 1 runs the
-        same RPN and box head on the label encoder's pyramid, SPEC §4)."""
+        same RPN and box head on the label encoder's pyramid)."""
         gt_boxes, gt_classes = batch["gt_boxes"], batch["gt_classes"]
         if pyramid is None:
             pyramid = self.pyramid(batch["images"], training=training)

@@ -1,5 +1,5 @@
-"""Builds the configured detector: the Faster R-CNN + FPN baseline (SPEC §1) composed with the
-training-time methods the config enables (``methods/``: the feature intertwiner, SPEC §2–3)."""
+"""Builds the configured detector: the Faster R-CNN + FPN baseline (Lin et al. 2017) composed with the
+training-time methods the config enables (``methods/``: the feature intertwiner)."""
 from __future__ import annotations
 
 from internet_tf.config import ModelConfig

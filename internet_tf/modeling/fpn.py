@@ -1,4 +1,4 @@
-"""The neck between backbone and heads: C2–C5 -> P2–P6 (SPEC §1, §6).
+"""The neck between backbone and heads: C2–C5 -> P2–P6 (Lin et al. 2017; Li et al. 2019, Table 5).
 
 - ``FPN`` (``model.fpn: true``; Lin et al. 2017): lateral 1×1, nearest top-down, 3×3 output.
 - ``LevelProjection`` (``model.fpn: false``; paper Table 5, "without FPN"): each level is its
@@ -71,6 +71,6 @@ def build_neck(cfg: ModelConfig):
     """``FPN`` or, with ``model.fpn: false``, ``LevelProjection``, both ``fpn_channels`` wide.
 
     VGG-16 is the paper's no-FPN backbone (Table 5) and has no FPN here; LabelEnc needs an FPN
-    (its step 2 starts the detector's FPN from the label encoder's, SPEC §4). Both pairings are
+    (its step 2 starts the detector's FPN from the label encoder's). Both pairings are
     refused when the config is loaded (``config.validate``)."""
     return FPN(cfg.fpn_channels) if cfg.fpn else LevelProjection(cfg.fpn_channels)

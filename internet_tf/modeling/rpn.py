@@ -1,4 +1,4 @@
-"""Region proposal network head (SPEC §1, Ren et al. 2015 with FPN).
+"""Region proposal network head (Lin et al. 2017, Ren et al. 2015 with FPN).
 
 3×3 conv + ReLU, then 1×1 objectness (one logit per anchor) and 1×1 deltas, shared over
 P2–P6. Proposal generation (pure tensor math) is ``ops/proposals.py``.

@@ -1,5 +1,5 @@
 """VGG-16 with SSD's extra layers as a four-level backbone, without FPN (paper Sec. 6.4 and
-Table 5; SPEC §6; Liu et al. 2016, "SSD", Sec. 3 and its 512-px model).
+Table 5; Liu et al. 2016, "SSD", Sec. 3 and its 512-px model).
 
 The paper takes "the output of layer conv7, conv8_2, conv9_2 and conv10_2 ... for P2 to P5".
 Built on ``keras.applications.VGG16`` (conv1_1–conv5_3, Keras names ``block1_conv1`` ..

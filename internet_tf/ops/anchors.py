@@ -1,4 +1,4 @@
-"""FPN anchors (SPEC §1 "Anchors"; Lin et al. 2017, Sec. 4.1; docs/conventions.md "Anchors").
+"""FPN anchors (Lin et al. 2017, Sec. 4.1; docs/conventions.md "Anchors").
 
 One anchor size per level (32/64/128/256/512 on P2-P6), aspect ratios r = h / w in
 (0.5, 1, 2) with h = s * sqrt(r), w = s / sqrt(r). Level l has the stride its backbone gives

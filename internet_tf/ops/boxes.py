@@ -1,4 +1,4 @@
-"""Box utilities for Faster R-CNN + FPN (SPEC §1; docs/conventions.md "Boxes", "Box deltas").
+"""Box utilities for Faster R-CNN + FPN (Lin et al. 2017; docs/conventions.md "Boxes", "Box deltas").
 
 Boxes are float `[..., 4]` tensors `(ymin, xmin, ymax, xmax)` in absolute pixels. Padded
 boxes (all `-1`) and zero-area boxes are legal everywhere: they have area 0 and IoU 0 with

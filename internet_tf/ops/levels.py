@@ -1,4 +1,4 @@
-"""The pyramid levels and their strides (SPEC §1, §6).
+"""The pyramid levels and their strides (Lin et al. 2017; Li et al. 2019, Table 5).
 
 The backbone gives four levels (C2–C5), the neck P2–P5 from them (the FPN, or with
 ``model.fpn: false`` a 1×1 projection of each) plus P6, a stride-2 subsample of P5; P2–P6

@@ -1,4 +1,4 @@
-"""Detection losses (SPEC §1; Eq. 5's L_standard): RPN objectness (sigmoid cross-entropy)
+"""Detection losses (Lin et al. 2017; Eq. 5's L_standard): RPN objectness (sigmoid cross-entropy)
 and box (smooth-L1, beta 1/9) over the 256 sampled anchors; head classification (softmax
 cross-entropy) and class-specific box regression (smooth-L1, beta 1) over sampled RoIs.
 Both box losses are normalised by the number of sampled examples — of the global batch

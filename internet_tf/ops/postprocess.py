@@ -1,4 +1,4 @@
-"""Inference post-processing (SPEC §1): softmax scores, per-class decode and clip,
+"""Inference post-processing (Lin et al. 2017): softmax scores, per-class decode and clip,
 score threshold 0.05, per-class NMS (0.3, paper Sec. 6.5), at most 100 detections.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""RPN proposals (SPEC §1, Ren et al. 2015 with FPN): per-level top-k by objectness, decode,
+"""RPN proposals (Lin et al. 2017, Ren et al. 2015 with FPN): per-level top-k by objectness, decode,
 clip to the image, NMS per level (0.7), then the best ``post_nms_topk`` over all levels per
 image. Pure tensor functions; the RPN head layer is ``modeling/rpn.py``.
 """
@@ -19,7 +19,7 @@ def valid_image_size(image_info):
 def _batched_nms(boxes, scores, max_output: int, iou_threshold: float):
     """Per-image NMS -> (indices [B, max_output] zero-padded, counts [B]).
 
-    The C++ ``non_max_suppression`` kernel per image is ~5× faster on CPU than
+    The C++ ``non_max_suppression`` kernel per image is faster on CPU than
     ``non_max_suppression_padded`` for a few thousand boxes.
     """
     def one(args):

@@ -1,4 +1,4 @@
-"""Cross-replica reductions inside a replica function (SPEC §5 "Distribution").
+"""Cross-replica reductions inside a replica function.
 
 Every loss is ``sum over the replica's examples / count over the global batch``, so the
 replicas' losses (and gradients) *add up* to what one device computes on the whole

@@ -1,4 +1,4 @@
-"""RoI-to-level assignment (paper Eq. 6) and RoIAlign with ``tf.image.crop_and_resize`` (SPEC §1).
+"""RoI-to-level assignment (paper Eq. 6) and RoIAlign with ``tf.image.crop_and_resize`` (Lin et al. 2017).
 
 Eq. 6: ``l = floor(l0 + log2(sqrt(w·h) / base))`` with ``l0 = 4``, ``base = 224``, clamped to
 [2, 5]; ``round`` is an option, and ``base = 40`` is the paper's "more on higher" variant.

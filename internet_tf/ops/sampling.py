@@ -1,4 +1,4 @@
-"""IoU matching and balanced sampling for Faster R-CNN targets (SPEC §1 "RPN", "Head sampling").
+"""IoU matching and balanced sampling for Faster R-CNN targets (Lin et al. 2017).
 
 `match` is the Faster R-CNN / Detectron matcher (positive / ignore / negative by IoU
 thresholds, plus the "low-quality" rule that makes the best anchor(s) of every ground-truth

@@ -1,4 +1,4 @@
-"""Sinkhorn divergence W_Q of the OT module (paper Alg. 1, Sec. 3.3 Eq. 4, Sec. 6.3; SPEC §3).
+"""Sinkhorn divergence W_Q of the OT module (paper Alg. 1, Sec. 3.3 Eq. 4, Sec. 6.3).
 
 Pure tensor functions (no variables); the OT layers that use them are ``methods/intertwiner/ot.py``.
 
@@ -10,9 +10,9 @@ Pure tensor functions (no variables); the OT layers that use them are ``methods/
 inside ``tf.while_loop`` (gradients flow through the iterations), P = diag(b)·K·diag(a),
 i.e. P[x, y] = b[x] K[x, y] a[y], and W = ⟨Q, P⟩ (Frobenius product, Eq. 4).
 
-Reading of Alg. 1 (SPEC §3): as printed, Alg. 1 updates both a⁽ˡ⁺¹⁾ and b⁽ˡ⁺¹⁾ from the
+Reading of Alg. 1 (Li et al. 2019, Sec. 3.3): as printed, Alg. 1 updates both a⁽ˡ⁺¹⁾ and b⁽ˡ⁺¹⁾ from the
 previous iterate (b⁽ˡ⁺¹⁾ = 1/(K a⁽ˡ⁾), with a⁽⁰⁾ undefined) and loops ``for l = 0 to L``.
-We follow SPEC: the standard (Cuturi 2013) sequential order above, exactly L = ``num_iters``
+We follow the standard (Cuturi 2013) sequential order above, exactly L = ``num_iters``
 iterations, and the marginal written 𝟙_C = (1/C, ..., 1/C) as in Eq. 4.
 
 Numerics:

@@ -1,5 +1,4 @@
-"""The trainer's checkpoint, the same under every precision policy (SPEC §5 "Checkpoints",
-issue 11).
+"""The trainer's checkpoint, the same under every precision policy.
 
 A checkpoint holds ``model`` (float32 variables under every ``train.mixed_precision``),
 ``optimizer`` — always the SGD itself, with its step counter and momentum slots, also when

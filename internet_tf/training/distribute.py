@@ -1,4 +1,4 @@
-"""Distribution strategies (SPEC §5 "Distribution"): ``--strategy auto|default|mirrored|multi_worker``.
+"""Distribution strategies: ``--strategy auto|default|mirrored|multi_worker``.
 
 - ``default``: one device (the first GPU if any, else the CPU).
 - ``mirrored``: ``MirroredStrategy`` over every visible GPU (or every logical CPU device,

@@ -1,4 +1,4 @@
-"""XLA for the train step and the inference function (issue 11): ``train.jit_compile`` and
+"""XLA for the train step and the inference function: ``train.jit_compile`` and
 ``eval.jit_compile``, each ``auto | true | false``.
 
 ``false`` traces a plain ``tf.function``. ``true`` compiles it with XLA
@@ -11,7 +11,7 @@ failed compile changes no variable and the fallback starts from the same state.
 XLA compiles neither function of this detector: RoIAlign's ``CropAndResize`` has no XLA
 kernel, nor has the gradient of the FPN's nearest upsampling (``ResizeNearestNeighborGrad``),
 and with both replaced the RoI sets' data-dependent sizes (``tf.where`` groups per level)
-still cannot be XLA shapes. Compiling only the backbone made the CPU step slower (README
+still cannot be XLA shapes. Compiling only the backbone made the CPU step slower (docs/results.md,
 "Mixed precision and XLA"), so nothing is compiled in parts. Under a MirroredStrategy the
 step reads variables on several devices, which XLA refuses too: ``auto`` falls back there.
 """
@@ -31,8 +31,8 @@ COMPILE_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
 _REASON_CHARS = 300
 # How the package traces its functions. Its graph code has no tensor-dependent Python
 # control flow (tf.cond, tf.while_loop and tf.map_fn are written out), so AutoGraph would
-# convert every function it calls for nothing: without it the tiny InterNet train step
-# traces in 6.5 s instead of 13.8 s, to the same 9,619-op graph. Python control flow on a
+# convert every function it calls for nothing: without it a train step traces in about half
+# the time, to the same graph. Python control flow on a
 # tensor then fails loudly at trace time instead of being converted.
 TRACE = {"autograph": False}
 

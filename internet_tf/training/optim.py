@@ -1,4 +1,4 @@
-"""Optimisation recipe of paper Sec. 6.5 / SPEC §5: SGD with momentum 0.9, lr 0.01 at global
+"""Optimisation recipe of paper Sec. 6.5: SGD with momentum 0.9, lr 0.01 at global
 batch 8 (linearly scaled), weight decay 1e-4 except on BatchNorm and biases, ×0.1 step
 drops, optional linear warm-up; gradients clipped at global norm 5 by the trainer.
 """

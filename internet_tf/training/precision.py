@@ -1,4 +1,4 @@
-"""Mixed precision (issue 11): ``train.mixed_precision: none | float16 | bfloat16``.
+"""Mixed precision: ``train.mixed_precision: none | float16 | bfloat16``.
 
 The setting picks Keras' dtype policy for the layers of a model *when they are built*
 (``policy_scope``): ``float32``, ``mixed_float16`` or ``mixed_bfloat16`` — convolutions and
@@ -61,7 +61,7 @@ def policy_scope(mixed_precision: str = "none"):
 def wrap_optimizer(optimizer, mixed_precision: str):
     """``optimizer`` wrapped in a dynamic ``LossScaleOptimizer`` for float16, else itself.
     float16 without a GPU logs a warning: TF's CPU float16 conv gradients have no oneDNN
-    kernel (≈ 600× float32's time here; README "Mixed precision and XLA")."""
+    kernel (far slower than float32; docs/results.md, "Mixed precision and XLA")."""
     if policy_name(mixed_precision) != POLICIES["float16"]:
         return optimizer
     if not tf.config.list_physical_devices("GPU"):

@@ -1,4 +1,4 @@
-"""Train-then-evaluate, the body of ``internet-train`` and ``make demo`` (SPEC §5)."""
+"""Train-then-evaluate, the body of ``internet-train`` and ``make demo``."""
 from __future__ import annotations
 
 import os

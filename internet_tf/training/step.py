@@ -3,7 +3,7 @@
 Under a distribution strategy each replica takes its slice of the global batch; the loss
 terms are normalised over the global batch (``ops.replica.global_count``), so the replicas'
 gradients *sum* to the single-device gradient of the whole batch. They are all-reduced
-once, before clipping at a global norm (SPEC §5: 5.0), so every replica clips the same
+once, before clipping at a global norm (5.0), so every replica clips the same
 global gradient; the optimizer (``optim.SGD``) applies them without reducing again. A step
 whose loss or gradient is not finite changes nothing — no weight, no optimizer slot, no
 step counter — and the trainer then stops naming the loss term.

@@ -1,4 +1,4 @@
-"""The names of ``--strategy`` (SPEC §5 "Distribution"), importable without TensorFlow:
+"""The names of ``--strategy``, importable without TensorFlow:
 internet-train defines its flag from them before it imports TF (so that a refused command
 exits at once); ``distribute.make_strategy`` builds them."""
 

@@ -1,4 +1,4 @@
-"""The training loop (SPEC §5): one traced ``tf.function`` step over the strategy's
+"""The training loop: one traced ``tf.function`` step over the strategy's
 replicas, global-norm clipping, ``tf.train.CheckpointManager`` checkpoints (resume on
 rerun), TensorBoard scalars and class-buffer histograms, progress with ETA (a bar on a
 terminal, plain lines elsewhere: ``training/progress.py``), and a

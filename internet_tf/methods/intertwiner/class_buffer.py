@@ -1,4 +1,4 @@
-"""Class buffer of the feature intertwiner (paper Sec. 3.2, Eq. 1–2; Tables 2d/2e; SPEC §2).
+"""Class buffer of the feature intertwiner (paper Sec. 3.2, Eq. 1–2; Tables 2d/2e).
 
 The buffer B = [b_1, ..., b_K] (Eq. 1) holds one *representative* per class, built from the
 critic features of the reliable (large) set of every level. Eq. 2's default mapping M is the
@@ -13,12 +13,12 @@ rows. Every method returns ``[K+1, D]`` representatives and a ``[K+1]`` bool ``v
 
 Unified or per level (Table 2e): ``num_buffers=1`` (default) is one buffer for all levels;
 ``num_buffers=3`` keeps one buffer per level 2, 3, 4 (buffer index = level - 2), and level
-5, which adds nothing to the buffer (SPEC §2), reads buffer 0 = level 2's (paper footnote 3).
+5, which adds nothing to the buffer (paper Sec. 3.1), reads buffer 0 = level 2's (paper footnote 3).
 ``buffer_for_level`` implements that mapping.
 
 The state is non-trainable Keras variables (never receives gradients; saved with the model by
 ``tf.train.Checkpoint``). ``update`` adds the current batch *before* the loss reads the
-representatives (SPEC §2). ``detach=True`` (default, Table 2e) feeds features through
+representatives (Sec. 3.2). ``detach=True`` (default, Table 2e) feeds features through
 ``stop_gradient``; with ``detach=False`` the returned representatives carry the gradient of
 the current batch's share, ``rep = sg(rep) + w_c * (batch_sum_c - sg(batch_sum_c))``, with old
 history constant (w_c = 1/count_c for "all"; (1-decay)/n_c, or 1/n_c on a class's first

@@ -1,8 +1,8 @@
-"""The critic (paper Table 7; SPEC §2), shared by the small and the large set.
+"""The critic (paper Table 7), shared by the small and the large set.
 
 conv 3×3 stride 2 → hidden (7×7) + BN + ReLU; conv 7×7 → D (1×1) + BN + ReLU; sigmoid, so
 features lie in [0.5, 1). ``extra_conv`` adds the authors' code's third unit, a 1×1 conv
-D → D + BN + ReLU before the sigmoid (SPEC §2, "where the paper and the authors' code
+D → D + BN + ReLU before the sigmoid ("where the paper and the authors' code
 disagree").
 """
 from __future__ import annotations

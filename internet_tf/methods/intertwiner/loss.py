@@ -1,4 +1,4 @@
-"""The intertwiner loss (paper Eq. 3; Table 2b; SPEC §2): D between each small-set critic
+"""The intertwiner loss (paper Eq. 3; Table 2b): D between each small-set critic
 feature and its class's buffer representative, averaged over a level's small set."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The make-up layer (paper Table 6): conv k×k C→C + BatchNorm + ReLU, one unit per level
-(or one shared), in the detector's path at training and inference (SPEC §2).
+(or one shared), in the detector's path at training and inference (Li et al. 2019, Sec. 3.1–3.2).
 
-Two placements (SPEC §2, "where the paper and the authors' code disagree"):
+Two placements ("where the paper and the authors' code disagree"):
 - ``MakeUp`` (Table 6): on each RoI's 14×14 RoIAlign output, with its level's unit;
 - ``MakeUpMap`` (the authors' code): on the whole level map P_l before RoIAlign — one conv
   per level instead of one per RoI. For a 1×1 kernel and RoI samples that fall on pixel

@@ -1,4 +1,4 @@
-"""How the critic feature joins detection (paper Table 2c, Sec. 4; SPEC §2).
+"""How the critic feature joins detection (paper Table 2c, Sec. 4).
 
 Modes: ``linear`` 0.5·head + 0.5·critic (the paper's default), ``separate`` (the critic only
 serves the intertwiner loss), ``naive_add`` (weight 1 each). Points (``methods/base.py``):

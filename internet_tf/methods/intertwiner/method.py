@@ -1,5 +1,5 @@
 """The feature intertwiner with its class buffer and OT module, as a training-time method
-handed to the detector (paper Fig. 2, Sec. 3, Eq. 5; SPEC §2–3).
+handed to the detector (paper Fig. 2, Sec. 3, Eq. 5).
 
 At training and inference every RoI goes RoIAlign → make-up (Table 6; on the RoI or, with
 ``makeup_placement: map``, on the level map before RoIAlign) → box head, and the critic
@@ -123,7 +123,7 @@ class Intertwiner(TrainingMethod):
         upsampled = self.ot.upsampled(out["pyramid"], training=training) if self.ot is not None else {}
         reliable = {l: self._reliable_features(out, l, masks[l][1], upsampled, training)
                     for l in RELIABLE_LEVELS}
-        # The buffer takes the current batch before the loss (SPEC §2).
+        # The buffer takes the current batch before the loss (Li et al. 2019, Sec. 3.1–3.2).
         if it.buffer.per_level:
             entries = {l: self._update_buffer(*reliable[l], buffer_index=l - 2) for l in RELIABLE_LEVELS}
             entries[5] = entries[2]  # the last level reads level 2's buffer (paper footnote 3)

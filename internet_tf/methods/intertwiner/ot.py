@@ -1,7 +1,7 @@
-"""OT module between P_l and P_{m|l} (paper Sec. 3.3, Alg. 1, Table 1, Sec. 6.3; SPEC §3).
+"""OT module between P_l and P_{m|l} (paper Sec. 3.3, Alg. 1, Table 1, Sec. 6.3).
 
 - ``Generator`` is F_l of Alg. 1 / Table 1(c) "F neural net": P_{m|l} = F_l(P_{l+1}), a ×2
-  transposed conv + BN + ReLU (m = l + 1 is ours, SPEC §3). ``bilinear_upsample`` is the
+  transposed conv + BN + ReLU (m = l + 1 is ours). ``bilinear_upsample`` is the
   parameter-free "F bilinear" of Table 1(c).
 - ``OTCritic`` is H_l of Alg. 1 (not the intertwiner's critic): two stride-2 3×3 convs
   (+ BN + ReLU) keeping C channels, adaptive average pooling to pool_size², then
@@ -12,10 +12,10 @@
   cosine ground cost, default), "ot_biased" (Sec. 6.3), "l2" and "kl".
 - ``OTModule`` holds F_l and H_l for the levels l ∈ {2, 3, 4} and returns the per-level
   W_l of Eq. 5 (each a batch mean of per-image values; the caller sums levels and applies
-  λ_OT). Training only: nothing here is part of the exported model (SPEC §3).
+  λ_OT). Training only: nothing here is part of the exported model (Li et al. 2019, Sec. 3.3).
   ``into_pyramid=False`` shows the module the pyramid through ``stop_gradient``: W then
   trains F_l and H_l only — it moves P_{m|l} towards P_l, never the detector's own P_l or
-  P_{l+1} (SPEC §2: whether OT should move P_l is open; the paper's stated purpose is a
+  P_{l+1} (whether OT should move P_l is open in Li et al. 2019, Sec. 3.3; the paper's stated purpose is a
   reliable source that agrees with P_l).
 """
 from __future__ import annotations
@@ -154,7 +154,7 @@ def alignment_loss(p_l, p_ml, kind, epsilon=0.1, num_iters=10, log_domain=False,
 
 
 class OTModule(keras.layers.Layer):
-    """Per-level F_l (``source="generator"``) and H_l (``kind != "none"``); SPEC §3.
+    """Per-level F_l (``source="generator"``) and H_l (``kind != "none"``).
 
     ``upsampled(pyramid)`` -> {l: P_{m|l}} (m = l + 1, shaped like P_l);
     ``alignment(pyramid, upsampled)`` -> {l: scalar W_l} ({} when kind == "none").

@@ -1,5 +1,5 @@
 """The small (less reliable) and large (reliable) sets of each level (paper Eq. 7, Sec. 6.2;
-Table 2a "by RoI size"; SPEC §2).
+Table 2a "by RoI size").
 
 The small set of level l is the foreground RoIs assigned to l (Eq. 6); its large set is the
 foreground RoIs assigned to levels m > l. ``roi_size`` is Table 2a's split: a RoI smaller than

@@ -12,7 +12,7 @@ class WindowConv2D(keras.layers.Conv2D):
     """A ``valid`` conv whose kernel covers the whole input window (the critic's 7×7 on a
     7×7 map, its 1×1 on a 1×1): one output position, so it runs as the matrix product it
     is, [N, k·k·C] @ [k·k·C, D] — the same sums as the conv (the kernel keeps its [k, k, C,
-    D] layout, so checkpoints are unchanged) at ~0.7× its CPU time. Inputs of another
+    D] layout, so checkpoints are unchanged) in less CPU time than the conv. Inputs of another
     spatial size take the ordinary conv."""
 
     def call(self, inputs):

@@ -1,4 +1,4 @@
-"""LabelEnc (seed 000 appendix; SPEC §4): label encoding as intermediate supervision.
+"""LabelEnc (seed 000 appendix): label encoding as intermediate supervision.
 
 The label map y (``label_map``), the label encoding function h of seed 000's Table 1 with
 its own FPN (``encoder``), the adaptation module on the detector's pyramid (``adapt``), the

@@ -1,4 +1,4 @@
-"""The LabelEnc adaptation module on the detector side (SPEC §4 "Adaptation module").
+"""The LabelEnc adaptation module on the detector side (LabelEnc appendix).
 
 conv 3×3 -> ReLU -> conv 3×3 -> ReLU -> conv 3×3, all at the FPN width with biases, one set
 of weights shared by every pyramid level; the distillation loss (``distill.py``) compares

@@ -1,4 +1,4 @@
-"""The label encoding function h (seed 000, its Table 1; SPEC §4) and h with its own FPN.
+"""The label encoding function h (seed 000, its Table 1) and h with its own FPN.
 
 h maps a label map y ``[B, H, W, K]`` (``label_map.py``) to ``{2: C2, ..., 5: C5}`` at
 strides 4, 8, 16, 32 with 256/512/1024/2048 channels, the dict the detector's ``FPN``
@@ -115,7 +115,7 @@ class LabelEncodingFunction(keras.layers.Layer):
         then convolves them with their kernel slices — the same sum as over all K channels —
         (on COCO a few classes per batch out of 80: most of h's cost at 512²)."""
         if classes is None:
-            x = self.stem(label_maps)  # no activation after stage 1 (Table 1, SPEC §4)
+            x = self.stem(label_maps)  # no activation after stage 1 (Table 1)
         else:
             if not self.stem.built:
                 raise ValueError("a label encoder called on a subset of the channels needs num_classes")

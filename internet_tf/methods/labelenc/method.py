@@ -1,4 +1,4 @@
-"""LabelEnc as a training-time method handed to the detector (SPEC §4; seed 000).
+"""LabelEnc as a training-time method handed to the detector (LabelEnc appendix; seed 000).
 
 Step 1: the label map y of the batch's ground truth (with the per-box intensity
 augmentation) goes through h and its FPN; the detector's *own* RPN and box head run on that
@@ -26,7 +26,7 @@ MIN_WIDTH = 8  # TF's CPU (oneDNN) convs corrupt memory on 2-channel backward pa
 
 def encoder_shape(cfg: ModelConfig):
     """(bottleneck widths, stem channels, C2–C5 channels) of h, so that h's outputs have the
-    channels of the detector backbone's and its FPN the detector FPN's shapes (SPEC §4):
+    channels of the detector backbone's and its FPN the detector FPN's shapes (LabelEnc appendix):
     Table 1 for the ResNets; for the small CPU ResNet (ours) its stage widths as outputs,
     a quarter of them (at least 8) as bottleneck widths, and its stem width."""
     if cfg.backbone == "small_resnet":

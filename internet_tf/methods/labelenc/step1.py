@@ -1,4 +1,4 @@
-"""LabelEnc step 2 starts from step 1 (SPEC §4): h and its FPN come from step 1 (then stay
+"""LabelEnc step 2 starts from step 1 (LabelEnc appendix): h and its FPN come from step 1 (then stay
 frozen), the detector's FPN is initialised from h's FPN, and its RPN and box heads (with the
 intertwiner's head-path layers when both runs have it) are step 1's; the backbone stays as
 configured (ImageNet or from scratch) or, with ``step2_backbone: step1``, is step 1's.
