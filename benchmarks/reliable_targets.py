@@ -51,7 +51,7 @@ def reliable_targets(model_dir: str, max_images: int) -> dict:
 
     from internet_tf.data.datasets import eval_dataset, load_datasets
     from internet_tf.methods.intertwiner.sets import RELIABLE_LEVELS
-    from internet_tf.modeling.factory import restore_model
+    from internet_tf.assembly.factory import restore_model
     from internet_tf.ops.roi_align import crop_level
     from internet_tf.run_dir import read_run
 

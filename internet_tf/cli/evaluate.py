@@ -23,10 +23,11 @@ FLAGS = flags.FLAGS
 def evaluate_checkpoint(cfg, model_dir: str) -> dict:
     latest = latest_checkpoint(model_dir)
     tf = start_tensorflow()
+    # deferred: these import TensorFlow, which starts only once the run folder is checked
     from internet_tf.data.datasets import load_datasets
     from internet_tf.evaluation.runner import evaluate_model, metrics_text
-    from internet_tf.modeling.factory import restore_model
-    from internet_tf.training.precision import policy_scope
+    from internet_tf.assembly.factory import restore_model
+    from internet_tf.graph.policy import policy_scope
 
     bundle = load_datasets(cfg, train=False)
     with policy_scope(cfg.train.mixed_precision):  # as internet-train's final evaluation

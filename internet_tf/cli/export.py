@@ -17,7 +17,8 @@ def main(argv):
     del argv
     cfg = load_flags_config()
     start_tensorflow()
-    from internet_tf.export.saved_model import ExportError, export_checkpoint
+    # deferred: imports TensorFlow, which starts only once the flags and config are checked
+    from internet_tf.assembly.export import ExportError, export_checkpoint
 
     try:
         latest = export_checkpoint(cfg, FLAGS.model_dir, FLAGS.export_dir)

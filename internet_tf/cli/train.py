@@ -26,6 +26,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     cfg = load_flags_config()
+    # deferred: pycocotools loads only once the flags and config are checked
     from internet_tf.data.coco import DatasetError
     from internet_tf.data.datasets import load_datasets
 
@@ -34,9 +35,10 @@ def main(argv):
     except (DatasetError, ConfigError) as e:
         fail(str(e))
     start_tensorflow()
+    # deferred: these import TensorFlow, which starts only once the data is checked
     from internet_tf.modeling.backbone import BackboneWeightsError
     from internet_tf.training import distribute
-    from internet_tf.training.run import train_and_evaluate
+    from internet_tf.assembly.train import train_and_evaluate
 
     try:
         if FLAGS.cpu_devices:

@@ -26,7 +26,7 @@ from internet_tf.config import Config
 from internet_tf.data.datasets import DatasetBundle, eval_dataset
 from internet_tf.evaluation import coco_eval, voc_eval
 from internet_tf.evaluation.visualize import detection_images
-from internet_tf.training.jit import jit_function
+from internet_tf.graph.jit import jit_function
 
 # dataset kind -> (evaluator class, metrics formatter, name in messages)
 EVALUATORS = {
@@ -73,7 +73,7 @@ def run_detector(model, bundle: DatasetBundle, cfg: Config, evaluators, *, num_i
     the inputs and detections of the first ``num_images`` images, or None."""
     size = model.image_size
     # A None batch dimension: the last, smaller batch reuses the same trace. XLA as
-    # ``eval.jit_compile`` says (auto|true|false, ``training/jit.py``).
+    # ``eval.jit_compile`` says (auto|true|false, ``graph/jit.py``).
     infer = jit_function(model.inference, cfg.eval.jit_compile, "eval.jit_compile", "inference function",
                          input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
                                           tf.TensorSpec([None, 4], tf.float32)])

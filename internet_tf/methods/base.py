@@ -31,9 +31,11 @@ class TrainingMethod(keras.layers.Layer):
     def set_total_steps(self, total_steps: int):
         """The run's length in optimizer steps, for schedules given as fractions of it."""
 
-    def start_fresh(self, detector):
+    def start_fresh(self, detector, restore_model=None):
         """Called once when a run starts without a checkpoint (not on resume): a method may
-        initialise weights from elsewhere (LabelEnc step 2 loads step 1)."""
+        initialise weights from elsewhere (LabelEnc step 2 loads step 1). ``restore_model(
+        model_cfg, num_classes, checkpoint) -> detector`` rebuilds another run's detector
+        (the assembly's, handed down by the trainer)."""
 
     def merge(self, point: str, features, context: dict):
         """Box-head features [B, R, D] at ``point`` ("fc1" or "predictor", ``BoxHead``) -> features."""

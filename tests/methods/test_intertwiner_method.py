@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tiny
 
-from internet_tf.modeling.factory import build_model
+from internet_tf.assembly.factory import build_model
 from internet_tf.methods.intertwiner.method import Intertwiner
 
 pytestmark = pytest.mark.cost(33)  # seconds in make test (tests/conftest.py schedules by it)

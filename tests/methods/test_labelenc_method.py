@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 import tiny
 
-from internet_tf.methods.labelenc.method import LabelEnc, encoder_shape
-from internet_tf.modeling.factory import build_model
+from internet_tf.methods.labelenc.encoder import encoder_shape
+from internet_tf.methods.labelenc.method import LabelEnc
+from internet_tf.assembly.factory import build_model
 
 from test_intertwiner_method import batch
 
@@ -45,7 +46,7 @@ def _nonzero(grads, prefix):
 def test_step1_runs_the_detector_heads_on_h_of_y_and_h_learns_only_from_them():
     model = tiny_labelenc()
     le = _labelenc(model)
-    assert encoder_shape(model.cfg) == ((8, 8, 8, 8), 8, (8, 8, 8, 8))  # small backbone's widths
+    assert encoder_shape(model.cfg.backbone, model.cfg.small_resnet_widths) == ((8, 8, 8, 8), 8, (8, 8, 8, 8))  # small backbone's widths
     losses, metrics = model.train_losses(batch(), training=True)
     assert set(losses) == {"rpn_class", "rpn_box", "head_class", "head_box", "distill",
                            "labelenc_rpn_class", "labelenc_rpn_box", "labelenc_head_class",

@@ -17,22 +17,9 @@ from internet_tf.config import ModelConfig
 from internet_tf.methods.base import TrainingMethod
 from internet_tf.methods.labelenc.adapt import Adaptation
 from internet_tf.methods.labelenc.distill import distillation_loss
-from internet_tf.methods.labelenc.encoder import STEM_CHANNELS, WIDTHS, EXPANSION, LabelEncoder
+from internet_tf.methods.labelenc.encoder import LabelEncoder, encoder_shape
 from internet_tf.methods.labelenc.label_map import label_map, random_intensity
-
-
-MIN_WIDTH = 8  # TF's CPU (oneDNN) convs corrupt memory on 2-channel backward passes
-
-
-def encoder_shape(cfg: ModelConfig):
-    """(bottleneck widths, stem channels, C2–C5 channels) of h, so that h's outputs have the
-    channels of the detector backbone's and its FPN the detector FPN's shapes (SPEC §4):
-    Table 1 for the ResNets; for the small CPU ResNet (ours) its stage widths as outputs,
-    a quarter of them (at least 8) as bottleneck widths, and its stem width."""
-    if cfg.backbone == "small_resnet":
-        outputs = tuple(int(w) for w in cfg.small_resnet_widths)
-        return tuple(max(MIN_WIDTH, w // EXPANSION) for w in outputs), outputs[0], outputs
-    return WIDTHS, STEM_CHANNELS, tuple(EXPANSION * w for w in WIDTHS)
+from internet_tf.methods.labelenc.step1 import initialise_from_step1
 
 
 def present_channels(gt_classes, num_classes: int):
@@ -50,7 +37,7 @@ class LabelEnc(TrainingMethod):
         self.le = cfg.labelenc
         self.num_classes = int(num_classes)
         self.image_size = int(cfg.image_size)
-        widths, stem, outputs = encoder_shape(cfg)
+        widths, stem, outputs = encoder_shape(cfg.backbone, cfg.small_resnet_widths)
         self.encoder = LabelEncoder(cfg.fpn_channels, widths=widths, stem_channels=stem, outputs=outputs,
                                     num_classes=num_classes)
         self.adapt = Adaptation(cfg.fpn_channels)
@@ -61,11 +48,9 @@ class LabelEnc(TrainingMethod):
     def set_total_steps(self, total_steps: int):
         self.total_steps = int(total_steps)
 
-    def start_fresh(self, detector):
+    def start_fresh(self, detector, restore_model=None):
         if self.le.step == 2:
-            from internet_tf.methods.labelenc.step1 import initialise_from_step1
-
-            initialise_from_step1(detector, self, detector.cfg)
+            initialise_from_step1(detector, self, detector.cfg, restore_model)
 
     def distill_factor(self, step):
         """1 while the distillation loss is on, else 0: step 1 switches it on at
