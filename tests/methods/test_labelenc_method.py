@@ -129,3 +129,17 @@ def test_the_stem_on_the_present_classes_equals_the_full_stem():
     assert empty.numpy().tolist() == [0]  # never empty: an all-zero channel
     none = le.encoder(tf.zeros_like(y[..., :1]), classes=empty)
     np.testing.assert_allclose(none[2].numpy(), le.encoder(tf.zeros_like(y))[2].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_only_step1_asks_the_detector_for_a_second_pass_on_the_teacher_pyramid():
+    """The second pass of the detector's RPN and box head (``Detector.train_losses``) runs on
+    step 1's ``label_pyramid``, FPN_h(h(y)); step 2 asks for none."""
+    le = _labelenc(tiny_labelenc())
+    b = batch()
+    pyramid = le.label_pyramid(b, training=False)  # no augmentation: the clean label map
+    assert sorted(pyramid) == [2, 3, 4, 5, 6]
+    teacher = le.teacher(b, training=False)
+    for level in pyramid:
+        np.testing.assert_array_equal(pyramid[level].numpy(), teacher[level].numpy())
+    step2 = _labelenc(tiny_labelenc("model.labelenc.step=2", "model.labelenc.step1_dir=/x", build=False))
+    assert step2.label_pyramid(b, training=True) is None

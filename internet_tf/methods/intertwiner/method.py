@@ -23,7 +23,6 @@ from internet_tf.methods.intertwiner.make_up import MakeUp, MakeUpMap
 from internet_tf.methods.intertwiner.merge import merge
 from internet_tf.methods.intertwiner.ot import OTModule
 from internet_tf.methods.intertwiner.sets import RELIABLE_LEVELS, small_large_masks
-from internet_tf.modeling.backbone import backbone_strides
 from internet_tf.ops.levels import ROI_LEVELS
 from internet_tf.ops.replica import global_all_gather, global_sum
 from internet_tf.ops.roi_align import crop_level, roi_align_flat
@@ -34,7 +33,6 @@ class Intertwiner(TrainingMethod):
         super().__init__(name=name, **kwargs)
         it = self.it = cfg.intertwiner
         self.roi_cfg = cfg.roi
-        self.strides = backbone_strides(cfg.backbone)  # {level: stride} (VGG-16: 16-128, not 2**l)
         self.on_map = it.makeup_placement == "map"
         make_up = MakeUpMap if self.on_map else MakeUp
         self.make_up = make_up(cfg.fpn_channels, shared=it.makeup_shared, kernel_size=it.makeup_kernel,
@@ -57,33 +55,36 @@ class Intertwiner(TrainingMethod):
         return self.make_up(pyramid, training=training) if self.on_map else pyramid
 
     def transform_rois(self, roi_features, levels, training=False):
+        """-> (made-up RoI features, the critic's features of them [B, R, D] as the side;
+        None with ``merge: separate``, where the critic only serves the loss and ``losses``
+        runs it on the foreground)."""
         made = roi_features if self.on_map else self.make_up(roi_features, levels, training=training)
         if self.it.merge == "separate":
-            return made, {}  # the critic only serves the loss: ``losses`` runs it on the foreground
-        return made, {"critic_features": self.critic.on_rois(made, training=training)}
+            return made, None
+        return made, self.critic.on_rois(made, training=training)
 
-    def merge(self, point, features, context):
-        if point != self.it.merge_point or "critic_features" not in context:
+    def merge(self, point, features, critic_features):
+        if point != self.it.merge_point or critic_features is None:
             return features
-        return merge(features, context["critic_features"], self.it.merge)
+        return merge(features, critic_features, self.it.merge)
 
     def inference_layers(self):
         return [self.make_up] + ([] if self.it.merge == "separate" else [self.critic])
 
     # -- training-only terms -------------------------------------------------------------
-    def _reliable_features(self, out, level, large, upsampled, training):
+    def _reliable_features(self, outputs, level, large, upsampled, training):
         """Critic features and labels of level ``level``'s large set (Table 1 source)."""
         idx = tf.cast(tf.where(large), tf.int32)
-        labels = tf.gather_nd(out["roi_classes"], idx)
-        boxes = tf.gather_nd(out["rois"], idx)
-        source, roi = self.it.reliable_source, self.roi_cfg
+        labels = tf.gather_nd(outputs.roi_classes, idx)
+        boxes = tf.gather_nd(outputs.rois, idx)
+        source, roi, strides = self.it.reliable_source, self.roi_cfg, outputs.strides
         if source == "p_m":  # (b): RoIAlign on each RoI's own level of the detector's pyramid
-            crops = roi_align_flat(out["pyramid"], boxes, idx[:, 0], tf.gather_nd(out["roi_levels"], idx),
+            crops = roi_align_flat(outputs.pyramid, boxes, idx[:, 0], tf.gather_nd(outputs.roi_levels, idx),
                                    output_size=roi.output_size, sampling_ratio=roi.sampling_ratio,
-                                   strides=self.strides)
+                                   strides=strides)
         else:
-            feature = out["pyramid"][level] if source == "p_l" else upsampled[level]
-            crops = crop_level(feature, boxes, idx[:, 0], self.strides[level], roi.output_size,
+            feature = outputs.pyramid[level] if source == "p_l" else upsampled[level]
+            crops = crop_level(feature, boxes, idx[:, 0], strides[level], roi.output_size,
                                roi.sampling_ratio)
         feats = self.critic(crops, training=training, update_statistics=self.it.reliable_bn_update)
         return feats, labels
@@ -96,16 +97,17 @@ class Intertwiner(TrainingMethod):
         sums, counts = global_sum(list(self.buffer.batch_statistics(feats, labels)))
         return self.buffer.apply_statistics(sums, counts, buffer_index)
 
-    def _small_set_critic(self, out, training):
+    def _small_set_critic(self, outputs, training):
         """Critic features [B, R, D] of the RoIs the intertwiner loss reads. With a merge they
         are the head's own (every RoI); with ``merge: separate`` nothing else reads them, so the
         critic runs on the foreground RoIs only — the union of every level's small set (Eq. 7)
         — and the other rows stay zero (no loss term reads them)."""
-        if "critic_features" in out:
-            return out["critic_features"]
-        idx = tf.where(out["roi_classes"] > 0)
-        feats = self.critic(tf.gather_nd(out["roi_features"], idx), training=training)
-        shape = tf.concat([tf.shape(out["roi_classes"], out_type=tf.int64), [self.critic.dim]], 0)
+        critic_features = outputs.side(self)
+        if critic_features is not None:
+            return critic_features
+        idx = tf.where(outputs.roi_classes > 0)
+        feats = self.critic(tf.gather_nd(outputs.roi_features, idx), training=training)
+        shape = tf.concat([tf.shape(outputs.roi_classes, out_type=tf.int64), [self.critic.dim]], 0)
         return tf.scatter_nd(idx, feats, shape)
 
     def ramp(self, step):
@@ -114,14 +116,14 @@ class Intertwiner(TrainingMethod):
             return tf.constant(1.0)
         return tf.minimum(1.0, tf.cast(step, tf.float32) / float(self.it.warmup_steps))
 
-    def losses(self, out, batch, step=None, training=True, detector=None):
+    def losses(self, outputs, batch, step=None, training=True, second=None):
         it = self.it
-        classes, levels = out["roi_classes"], out["roi_levels"]
-        masks = {l: small_large_masks(classes, levels, l, split=it.split, rois=out["rois"],
-                                      roi_output_size=self.roi_cfg.output_size, strides=self.strides)
+        classes, levels = outputs.roi_classes, outputs.roi_levels
+        masks = {l: small_large_masks(classes, levels, l, split=it.split, rois=outputs.rois,
+                                      roi_output_size=self.roi_cfg.output_size, strides=outputs.strides)
                  for l in ROI_LEVELS}
-        upsampled = self.ot.upsampled(out["pyramid"], training=training) if self.ot is not None else {}
-        reliable = {l: self._reliable_features(out, l, masks[l][1], upsampled, training)
+        upsampled = self.ot.upsampled(outputs.pyramid, training=training) if self.ot is not None else {}
+        reliable = {l: self._reliable_features(outputs, l, masks[l][1], upsampled, training)
                     for l in RELIABLE_LEVELS}
         # The buffer takes the current batch before the loss (SPEC §2).
         if it.buffer.per_level:
@@ -135,7 +137,7 @@ class Intertwiner(TrainingMethod):
         ramp = self.ramp(step)
         metrics = {}
         inter = []
-        critic_small = self._small_set_critic(out, training)
+        critic_small = self._small_set_critic(outputs, training)
         for l in ROI_LEVELS:
             reps, valid = entries[l]
             term = level_loss(critic_small, classes, masks[l][0], reps, valid, it.loss)
@@ -143,7 +145,7 @@ class Intertwiner(TrainingMethod):
             inter.append(term)
         losses = {"intertwiner": ramp * it.loss_weight * tf.add_n(inter)}
         if self.ot is not None and it.alignment != "none":
-            w = self.ot.alignment(out["pyramid"], upsampled, training=training)
+            w = self.ot.alignment(outputs.pyramid, upsampled, training=training)
             for l, value in w.items():
                 metrics[f"alignment_level{l}"] = value
             losses["alignment"] = ramp * it.alignment_weight * tf.add_n(list(w.values()))

@@ -2,8 +2,8 @@
 
 Step 1: the label map y of the batch's ground truth (with the per-box intensity
 augmentation) goes through h and its FPN; the detector's *own* RPN and box head run on that
-pyramid with their own losses (``labelenc_rpn_*``, ``labelenc_head_*``), from which h and its
-FPN learn; the distillation loss between adapt(FPN(I)) and the detached FPN_h(h(y)) trains
+pyramid with their own losses (``labelenc_rpn_*``, ``labelenc_head_*``: the detector's
+second pass over ``label_pyramid``, ``Detector.train_losses``), from which h and its FPN learn; the distillation loss between adapt(FPN(I)) and the detached FPN_h(h(y)) trains
 the detector after a warm-up (weight 0 before ``distill_start`` of the steps).
 Step 2: h and its FPN are frozen (loaded from step 1, ``step1.py``); only the distillation
 loss, on the clean label map, until ``distill_stop`` of the steps.
@@ -76,15 +76,17 @@ class LabelEnc(TrainingMethod):
                       self.image_size, self.image_size, intensity, channels=present)
         return self.encoder(y, classes=present, training=training and self.le.step == 1)
 
-    def losses(self, out, batch, step=None, training=True, detector=None):
-        teacher = self.teacher(batch, training)
+    def label_pyramid(self, batch, training=False):
+        """Step 1: the teacher pyramid, on which the detector's RPN and box head also run
+        (their losses train h and its FPN); step 2 has no such pass."""
+        return self.teacher(batch, training) if self.le.step == 1 else None
+
+    def losses(self, outputs, batch, step=None, training=True, second=None):
+        # Step 1's teacher is the pyramid of the detector's second pass (one draw of the
+        # intensity augmentation serves both); step 2 builds the clean one here.
+        teacher = second.pyramid if second is not None else self.teacher(batch, training)
         losses, metrics = {}, {}
-        if self.le.step == 1:
-            if detector is None:
-                raise ValueError("LabelEnc step 1 runs the detector's heads on h(y): pass detector=")
-            on_labels = detector.detection_losses(detector.train_outputs(batch, training, pyramid=teacher))
-            losses.update({f"labelenc_{k}": v for k, v in on_labels.items()})
-        student = self.adapt({l: out["pyramid"][l] for l in teacher})
+        student = self.adapt({l: outputs.pyramid[l] for l in teacher})
         distill = distillation_loss(student, teacher)  # the teacher is detached inside
         factor = self.distill_factor(step)
         losses["distill"] = factor * self.le.distill_weight * distill
