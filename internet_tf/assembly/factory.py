@@ -20,9 +20,9 @@ def build_methods(cfg: ModelConfig, num_classes: int) -> list:
     ``model.labelenc``)."""
     methods = []
     if cfg.intertwiner.enabled:
-        methods.append(Intertwiner(cfg, num_classes))
+        methods.append(Intertwiner.from_model_config(cfg, num_classes))
     if cfg.labelenc.enabled:
-        methods.append(LabelEnc(cfg, num_classes))
+        methods.append(LabelEnc.from_model_config(cfg, num_classes))
     return methods
 
 

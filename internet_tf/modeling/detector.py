@@ -37,12 +37,30 @@ from internet_tf.ops import targets as target_ops
 
 
 class Detector(keras.Model):
-    """Faster R-CNN with FPN or without (``model.fpn``). ``num_classes`` counts foreground classes (K)."""
+    """Faster R-CNN with FPN or without (``model.fpn``). ``num_classes`` counts foreground
+    classes (K). ``cfg`` is read here, once: the layers are built from it and the numbers the
+    forward passes use kept as the ``*_settings`` below; it stays as ``self.cfg``, the record
+    of what the detector was built from."""
 
     def __init__(self, cfg: ModelConfig, num_classes: int, methods=(), name: str = "detector",
                  **kwargs):
         super().__init__(name=name, **kwargs)
         self.cfg = cfg
+        rpn, roi, head = cfg.rpn, cfg.roi, cfg.head
+        self.train_proposal_settings = dict(pre_nms_topk=rpn.pre_nms_topk_train, post_nms_topk=rpn.post_nms_topk_train,
+                                            nms_iou=rpn.nms_iou, min_size=rpn.min_size)
+        self.test_proposal_settings = dict(pre_nms_topk=rpn.pre_nms_topk_test, post_nms_topk=rpn.post_nms_topk_test,
+                                           nms_iou=rpn.nms_iou, min_size=rpn.min_size)
+        self.rpn_target_settings = dict(pos_iou=rpn.pos_iou, neg_iou=rpn.neg_iou, num_samples=rpn.num_samples,
+                                        positive_fraction=rpn.positive_fraction)
+        self.roi_target_settings = dict(num_samples=roi.num_samples, foreground_fraction=roi.foreground_fraction,
+                                        fg_iou=roi.fg_iou, bg_iou_high=roi.bg_iou_high, bg_iou_low=roi.bg_iou_low,
+                                        bbox_weights=tuple(head.bbox_weights))
+        self.level_settings = dict(base=roi.level_base, canonical_level=roi.canonical_level,  # Eq. 6
+                                   min_level=roi.min_level, max_level=roi.max_level, rounding=roi.level_rounding)
+        self.roi_align_settings = dict(output_size=roi.output_size, sampling_ratio=roi.sampling_ratio)
+        self.detection_settings = dict(bbox_weights=tuple(head.bbox_weights), score_threshold=head.score_threshold,
+                                       nms_iou=head.nms_iou, max_detections=head.max_detections)
         self.num_classes = int(num_classes)
         self.image_size = int(cfg.image_size)
         neck = build_neck(cfg)  # checks the backbone/neck pairing before the backbone is built
@@ -68,26 +86,18 @@ class Detector(keras.Model):
         return self.fpn(self.backbone(images, training=training))
 
     def proposals(self, pyramid, image_info, training=False):
-        rpn = self.cfg.rpn
         logits, deltas = self.rpn_head(pyramid)
-        boxes, valid = generate_proposals(
-            logits, deltas, self.anchors(), image_info,
-            pre_nms_topk=rpn.pre_nms_topk_train if training else rpn.pre_nms_topk_test,
-            post_nms_topk=rpn.post_nms_topk_train if training else rpn.post_nms_topk_test,
-            nms_iou=rpn.nms_iou, min_size=rpn.min_size)
+        settings = self.train_proposal_settings if training else self.test_proposal_settings
+        boxes, valid = generate_proposals(logits, deltas, self.anchors(), image_info, **settings)
         return logits, deltas, boxes, valid
 
     def roi_levels(self, rois):
-        roi = self.cfg.roi
-        return assign_levels(rois, base=roi.level_base, canonical_level=roi.canonical_level,
-                             min_level=roi.min_level, max_level=roi.max_level,
-                             rounding=roi.level_rounding)
+        return assign_levels(rois, **self.level_settings)
 
     def roi_features(self, pyramid, rois):
         """Eq. 6 level assignment, then RoIAlign on each RoI's level -> (levels, features)."""
         levels = self.roi_levels(rois)
-        feats = multilevel_roi_align(pyramid, rois, levels, output_size=self.cfg.roi.output_size,
-                                     sampling_ratio=self.cfg.roi.sampling_ratio, strides=self.strides)
+        feats = multilevel_roi_align(pyramid, rois, levels, strides=self.strides, **self.roi_align_settings)
         return levels, feats
 
     def head_path(self, pyramid, rois, training=False) -> HeadPath:
@@ -122,15 +132,9 @@ class Detector(keras.Model):
         if pyramid is None:
             pyramid = self.pyramid(batch["images"], training=training)
         logits, deltas, proposals, valid = self.proposals(pyramid, batch["image_info"], training=True)
-        rpn, roi = self.cfg.rpn, self.cfg.roi
-        rpn_targets = target_ops.rpn_targets(
-            anchor_ops.concat_levels(self.anchors()), gt_boxes, gt_classes, pos_iou=rpn.pos_iou,
-            neg_iou=rpn.neg_iou, num_samples=rpn.num_samples, positive_fraction=rpn.positive_fraction)
-        roi_targets = target_ops.roi_targets(
-            proposals, valid, gt_boxes, gt_classes, num_samples=roi.num_samples,
-            foreground_fraction=roi.foreground_fraction, fg_iou=roi.fg_iou,
-            bg_iou_high=roi.bg_iou_high, bg_iou_low=roi.bg_iou_low,
-            bbox_weights=tuple(self.cfg.head.bbox_weights))
+        rpn_targets = target_ops.rpn_targets(anchor_ops.concat_levels(self.anchors()), gt_boxes, gt_classes,
+                                             **self.rpn_target_settings)
+        roi_targets = target_ops.roi_targets(proposals, valid, gt_boxes, gt_classes, **self.roi_target_settings)
         head = self.head_path(pyramid, roi_targets["rois"], training=training)
         class_logits, box_deltas = self.predictor(head.head_features)
         return TrainOutputs(pyramid=pyramid, strides=self.strides, rpn_logits=logits, rpn_deltas=deltas,
@@ -176,10 +180,7 @@ class Detector(keras.Model):
         _, _, rois, valid = self.proposals(pyramid, image_info, training=False)
         head = self.head_path(pyramid, rois, training=False)
         class_logits, box_deltas = self.predictor(head.head_features)
-        head = self.cfg.head
-        return detect(class_logits, box_deltas, rois, image_info, bbox_weights=tuple(head.bbox_weights),
-                      score_threshold=head.score_threshold, nms_iou=head.nms_iou,
-                      max_detections=head.max_detections, rois_valid=valid)
+        return detect(class_logits, box_deltas, rois, image_info, rois_valid=valid, **self.detection_settings)
 
     def predictor_features(self, images, rois):
         """Inference-mode features fed to the classifier and box regressor for given RoIs.
@@ -192,9 +193,9 @@ class Detector(keras.Model):
         return self.head_path(pyramid, rois, training=False).head_features
 
     def call(self, images, training=False):
-        b = tf.shape(images)[0]
-        s = float(self.image_size)
-        info = tf.tile(tf.constant([[s, s, 1.0, 0.0]]), [b, 1])
+        batch_size = tf.shape(images)[0]
+        size = float(self.image_size)
+        info = tf.tile(tf.constant([[size, size, 1.0, 0.0]]), [batch_size, 1])
         return self.inference(images, info)
 
     def build_all(self, batch_size: int = 1):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from internet_tf.config import ModelConfig
+from internet_tf.config import IntertwinerConfig, ModelConfig
 from internet_tf.methods.base import TrainingMethod
 from internet_tf.methods.intertwiner.class_buffer import ClassBuffer
 from internet_tf.methods.intertwiner.critic import Critic
@@ -29,26 +29,39 @@ from internet_tf.ops.roi_align import crop_level, roi_align_flat
 
 
 class Intertwiner(TrainingMethod):
-    def __init__(self, cfg: ModelConfig, num_classes: int, name: str = "intertwiner", **kwargs):
+    """``settings``: the method's own switches (make-up, critic, merge, loss, reliable
+    source, OT, class buffer); ``channels``: the detector's FPN width; ``fc_dim``: its box
+    head's feature width; ``roi_output_size``, ``sampling_ratio``: its RoIAlign's, which the
+    reliable sets' crops repeat. The levels' strides come with the training outputs."""
+
+    def __init__(self, settings: IntertwinerConfig, num_classes: int, *, channels: int, fc_dim: int,
+                 roi_output_size: int, sampling_ratio: int, name: str = "intertwiner", **kwargs):
         super().__init__(name=name, **kwargs)
-        it = self.it = cfg.intertwiner
-        self.roi_cfg = cfg.roi
-        self.on_map = it.makeup_placement == "map"
+        self.settings = settings
+        self.roi_output_size, self.sampling_ratio = int(roi_output_size), int(sampling_ratio)
+        self.on_map = settings.makeup_placement == "map"
         make_up = MakeUpMap if self.on_map else MakeUp
-        self.make_up = make_up(cfg.fpn_channels, shared=it.makeup_shared, kernel_size=it.makeup_kernel,
-                               residual=it.makeup_residual)
-        self.critic = Critic(it.critic_hidden, cfg.head.fc_dim, extra_conv=it.critic_extra_conv)
-        b = it.buffer
-        self.buffer = ClassBuffer(num_classes, cfg.head.fc_dim, mode=b.mode, decay=b.decay,
-                                  window=b.window, num_buffers=3 if b.per_level else 1, detach=b.detach)
+        self.make_up = make_up(channels, shared=settings.makeup_shared, kernel_size=settings.makeup_kernel,
+                               residual=settings.makeup_residual)
+        self.critic = Critic(settings.critic_hidden, fc_dim, extra_conv=settings.critic_extra_conv)
+        buffer = settings.buffer
+        self.buffer = ClassBuffer(num_classes, fc_dim, mode=buffer.mode, decay=buffer.decay,
+                                  window=buffer.window, num_buffers=3 if buffer.per_level else 1,
+                                  detach=buffer.detach)
         self.ot = None
-        if it.reliable_source in ("bilinear", "generator"):
-            o = it.ot
-            self.ot = OTModule(levels=RELIABLE_LEVELS, channels=cfg.fpn_channels,
-                               source=it.reliable_source, kind=it.alignment, epsilon=o.epsilon,
-                               num_iters=o.iterations, log_domain=o.log_domain,
-                               detach_plan=o.detach_plan, pool_size=o.pool_size, input_level=o.input_level,
-                               generator_kernel=o.generator_kernel, into_pyramid=it.alignment_into_pyramid)
+        if settings.reliable_source in ("bilinear", "generator"):
+            ot = settings.ot
+            self.ot = OTModule(levels=RELIABLE_LEVELS, channels=channels,
+                               source=settings.reliable_source, kind=settings.alignment, epsilon=ot.epsilon,
+                               num_iters=ot.iterations, log_domain=ot.log_domain,
+                               detach_plan=ot.detach_plan, pool_size=ot.pool_size, input_level=ot.input_level,
+                               generator_kernel=ot.generator_kernel, into_pyramid=settings.alignment_into_pyramid)
+
+    @classmethod
+    def from_model_config(cls, cfg: ModelConfig, num_classes: int) -> "Intertwiner":
+        """The intertwiner of ``cfg.intertwiner`` for the detector ``cfg`` describes."""
+        return cls(cfg.intertwiner, num_classes, channels=cfg.fpn_channels, fc_dim=cfg.head.fc_dim,
+                   roi_output_size=cfg.roi.output_size, sampling_ratio=cfg.roi.sampling_ratio)
 
     # -- detector path (training and inference) ------------------------------------------
     def head_maps(self, pyramid, training=False):
@@ -59,17 +72,17 @@ class Intertwiner(TrainingMethod):
         None with ``merge: separate``, where the critic only serves the loss and ``losses``
         runs it on the foreground)."""
         made = roi_features if self.on_map else self.make_up(roi_features, levels, training=training)
-        if self.it.merge == "separate":
+        if self.settings.merge == "separate":
             return made, None
         return made, self.critic.on_rois(made, training=training)
 
     def merge(self, point, features, critic_features):
-        if point != self.it.merge_point or critic_features is None:
+        if point != self.settings.merge_point or critic_features is None:
             return features
-        return merge(features, critic_features, self.it.merge)
+        return merge(features, critic_features, self.settings.merge)
 
     def inference_layers(self):
-        return [self.make_up] + ([] if self.it.merge == "separate" else [self.critic])
+        return [self.make_up] + ([] if self.settings.merge == "separate" else [self.critic])
 
     # -- training-only terms -------------------------------------------------------------
     def _reliable_features(self, outputs, level, large, upsampled, training):
@@ -77,16 +90,16 @@ class Intertwiner(TrainingMethod):
         idx = tf.cast(tf.where(large), tf.int32)
         labels = tf.gather_nd(outputs.roi_classes, idx)
         boxes = tf.gather_nd(outputs.rois, idx)
-        source, roi, strides = self.it.reliable_source, self.roi_cfg, outputs.strides
+        source, strides = self.settings.reliable_source, outputs.strides
         if source == "p_m":  # (b): RoIAlign on each RoI's own level of the detector's pyramid
             crops = roi_align_flat(outputs.pyramid, boxes, idx[:, 0], tf.gather_nd(outputs.roi_levels, idx),
-                                   output_size=roi.output_size, sampling_ratio=roi.sampling_ratio,
+                                   output_size=self.roi_output_size, sampling_ratio=self.sampling_ratio,
                                    strides=strides)
         else:
             feature = outputs.pyramid[level] if source == "p_l" else upsampled[level]
-            crops = crop_level(feature, boxes, idx[:, 0], strides[level], roi.output_size,
-                               roi.sampling_ratio)
-        feats = self.critic(crops, training=training, update_statistics=self.it.reliable_bn_update)
+            crops = crop_level(feature, boxes, idx[:, 0], strides[level], self.roi_output_size,
+                               self.sampling_ratio)
+        feats = self.critic(crops, training=training, update_statistics=self.settings.reliable_bn_update)
         return feats, labels
 
     def _update_buffer(self, feats, labels, buffer_index):
@@ -112,21 +125,21 @@ class Intertwiner(TrainingMethod):
 
     def ramp(self, step):
         """Warm-up factor of the extra losses: min(1, step / warmup_steps); 1 without warm-up."""
-        if step is None or self.it.warmup_steps <= 0:
+        if step is None or self.settings.warmup_steps <= 0:
             return tf.constant(1.0)
-        return tf.minimum(1.0, tf.cast(step, tf.float32) / float(self.it.warmup_steps))
+        return tf.minimum(1.0, tf.cast(step, tf.float32) / float(self.settings.warmup_steps))
 
     def losses(self, outputs, batch, step=None, training=True, second=None):
-        it = self.it
+        settings = self.settings
         classes, levels = outputs.roi_classes, outputs.roi_levels
-        masks = {l: small_large_masks(classes, levels, l, split=it.split, rois=outputs.rois,
-                                      roi_output_size=self.roi_cfg.output_size, strides=outputs.strides)
+        masks = {l: small_large_masks(classes, levels, l, split=settings.split, rois=outputs.rois,
+                                      roi_output_size=self.roi_output_size, strides=outputs.strides)
                  for l in ROI_LEVELS}
         upsampled = self.ot.upsampled(outputs.pyramid, training=training) if self.ot is not None else {}
         reliable = {l: self._reliable_features(outputs, l, masks[l][1], upsampled, training)
                     for l in RELIABLE_LEVELS}
         # The buffer takes the current batch before the loss (SPEC §2).
-        if it.buffer.per_level:
+        if settings.buffer.per_level:
             entries = {l: self._update_buffer(*reliable[l], buffer_index=l - 2) for l in RELIABLE_LEVELS}
             entries[5] = entries[2]  # the last level reads level 2's buffer (paper footnote 3)
         else:
@@ -140,16 +153,16 @@ class Intertwiner(TrainingMethod):
         critic_small = self._small_set_critic(outputs, training)
         for l in ROI_LEVELS:
             reps, valid = entries[l]
-            term = level_loss(critic_small, classes, masks[l][0], reps, valid, it.loss)
+            term = level_loss(critic_small, classes, masks[l][0], reps, valid, settings.loss)
             metrics[f"intertwiner_level{l}"] = term
             inter.append(term)
-        losses = {"intertwiner": ramp * it.loss_weight * tf.add_n(inter)}
-        if self.ot is not None and it.alignment != "none":
+        losses = {"intertwiner": ramp * settings.loss_weight * tf.add_n(inter)}
+        if self.ot is not None and settings.alignment != "none":
             w = self.ot.alignment(outputs.pyramid, upsampled, training=training)
             for l, value in w.items():
                 metrics[f"alignment_level{l}"] = value
-            losses["alignment"] = ramp * it.alignment_weight * tf.add_n(list(w.values()))
-        if it.warmup_steps > 0:
+            losses["alignment"] = ramp * settings.alignment_weight * tf.add_n(list(w.values()))
+        if settings.warmup_steps > 0:
             metrics["extra_loss_ramp"] = ramp
         metrics["buffer_coverage"] = tf.cast(self.buffer.coverage(0), tf.float32)
         metrics["buffer_mean_norm"] = self.buffer.mean_norm(0)
