@@ -68,7 +68,7 @@ def prepare(cfg, num_classes: int, strategy=None):
 
     from internet_tf.data.synthetic import synthetic_batch
     from internet_tf.training.distribute import split_batch
-    from internet_tf.training.optim import build_model_and_optimizer
+    from internet_tf.assembly.factory import build_model_and_optimizer
 
     strategy = strategy or tf.distribute.get_strategy()
     model, optimizer = build_model_and_optimizer(cfg, num_classes, 1000, strategy)
@@ -198,7 +198,7 @@ def step_graph_flops(train_step, batch) -> int:
     """FLOPs counted directly in the traced train step (forward, backward — Conv2DBackprop*
     included — and gradient clipping; static shapes only; the optimizer's update sits in a
     ``tf.cond`` branch and is not counted). ``train_step`` is what ``build_step`` returned:
-    the package's XLA wrapper (``training/jit.py``); the ``tf.function`` it runs (after its
+    the package's XLA wrapper (``graph/jit.py``); the ``tf.function`` it runs (after its
     first call, already traced) or else its plain one is read."""
     fn = train_step.fn or train_step.plain
     return graph_flops(fn.get_concrete_function(batch).graph)[0]
@@ -206,7 +206,7 @@ def step_graph_flops(train_step, batch) -> int:
 
 def xla_note(cfg, train_step) -> str:
     """Whether the step runs under XLA, when ``train.jit_compile`` asked for it (after the
-    first call; the package's wrapper knows, ``training/jit.py``)."""
+    first call; the package's wrapper knows, ``graph/jit.py``)."""
     mode = cfg.train.jit_compile
     if mode == "false":
         return ""

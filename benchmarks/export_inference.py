@@ -91,7 +91,7 @@ def load_configs() -> dict:
 def export_one(cfg, num_classes: int, export_dir: str) -> float:
     """Builds ``cfg``'s model with random weights and exports it; returns the seconds taken."""
     from internet_tf.export.saved_model import export
-    from internet_tf.modeling.factory import build_model
+    from internet_tf.assembly.factory import build_model
 
     t0 = time.perf_counter()
     model = build_model(cfg.model, num_classes)

@@ -13,7 +13,7 @@
 #     (alternating rounds in one process; it prints images/s, InterNet / baseline, forward
 #     FLOPs, achieved GFLOP/s and achieved / the GPU's matmul ceiling for that dtype). As of
 #     issue 11, XLA cannot compile this step (CropAndResize has no XLA kernel, see
-#     internet_tf/training/jit.py): the jit_compile=true runs are expected to stop with that
+#     internet_tf/graph/jit.py): the jit_compile=true runs are expected to stop with that
 #     error and are listed as failed; set JIT="false auto" to time the fallback instead;
 # (c) trains the demo for 300 steps (configs/demo.yaml, its two lr drops scaled from
 #     380/470 of 500 to 228/282 of 300) and prints its COCO AP;

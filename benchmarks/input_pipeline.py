@@ -94,7 +94,7 @@ def step_rates(cfg, bundle, datasets: dict) -> dict:
     """Median seconds per train step, timed in alternating rounds (a change of machine load
     hits all alike): ``"fixed"`` on one fixed batch, and for each ``datasets[name]`` the step
     fed by it, with ``"<name> wait"`` the time spent in ``next(iterator)`` alone."""
-    from internet_tf.training.optim import build_model_and_optimizer
+    from internet_tf.assembly.factory import build_model_and_optimizer
     from internet_tf.training.step import build_train_step
 
     model, optimizer = build_model_and_optimizer(cfg, bundle.num_classes, len(bundle.train))

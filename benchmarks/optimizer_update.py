@@ -32,7 +32,7 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from internet_tf.modeling.factory import build_model
+    from internet_tf.assembly.factory import build_model
     from internet_tf.training.optim import NO_DECAY_NAMES, SGD
 
     cfg = load_flags_config()

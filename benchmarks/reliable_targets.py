@@ -51,7 +51,7 @@ def reliable_targets(model_dir: str, max_images: int) -> dict:
 
     from internet_tf.data.datasets import eval_dataset, load_datasets
     from internet_tf.methods.intertwiner.sets import RELIABLE_LEVELS
-    from internet_tf.modeling.factory import restore_model
+    from internet_tf.assembly.factory import restore_model
     from internet_tf.ops.roi_align import crop_level
     from internet_tf.run_dir import read_run
 
@@ -78,7 +78,7 @@ def reliable_targets(model_dir: str, max_images: int) -> dict:
             dead[l].append(float((out <= 0).mean()))
             pr[l].append(participation_ratio(out.reshape(-1, out.shape[-1])))
             for source, maps in (("F", upsampled[l]), ("P", pyramid[l])):
-                crops = crop_level(maps, boxes, images, method.strides[l], roi.output_size, roi.sampling_ratio)
+                crops = crop_level(maps, boxes, images, model.strides[l], roi.output_size, roi.sampling_ratio)
                 feats[(source, l)].append(method.critic(crops, training=True, update_statistics=False).numpy())
         seen += len(classes)
         if seen >= max_images:

@@ -70,7 +70,7 @@ def compare(model_dir: str, out: str, overrides=(), tolerance: float = 0.02) -> 
     from internet_tf.evaluation.runner import dataset_kind, run_detector
     from internet_tf.evaluation.voc_eval import VocEvaluator
     from internet_tf.files import write_json_atomic
-    from internet_tf.modeling.factory import restore_model
+    from internet_tf.assembly.factory import restore_model
 
     run = read_run(model_dir)
     if run.cfg.data.dataset != "embedded":

@@ -1,7 +1,7 @@
 """The Python API: load a config, train, evaluate, export, and run an exported detector.
 
-A thin layer over the functions the command-line tools call (``training/run.py``,
-``evaluation/runner.py``, ``export/saved_model.py``), importable from the package top level
+A thin layer over the functions the command-line tools call (``assembly/train.py``,
+``evaluation/runner.py``, ``assembly/export.py``), importable from the package top level
 (``import internet_tf as it; it.train(...)``). Exporting is ``export_run``: the package's
 ``internet_tf.export`` is its export subpackage. Importing it does not import TensorFlow; each
 function imports it when called.
@@ -85,7 +85,7 @@ def train(config: Union[Config, str], run_dir: str, *, strategy: str = "auto") -
     data = load_datasets(cfg)  # a dataset error is raised before TensorFlow starts
     start_tensorflow()
     from internet_tf.training import distribute
-    from internet_tf.training.run import train_and_evaluate
+    from internet_tf.assembly.train import train_and_evaluate
 
     metrics = train_and_evaluate(cfg, run_dir, distribute.make_strategy(strategy), data=data)
     return TrainResult(run_dir=run_dir, metrics=metrics)
@@ -110,8 +110,8 @@ def evaluate(run_dir: str, config: Union[Config, str, None] = None) -> dict:
     start_tensorflow()
     from internet_tf.data.datasets import load_datasets
     from internet_tf.evaluation.runner import evaluate_model
-    from internet_tf.modeling.factory import restore_model
-    from internet_tf.training.precision import policy_scope
+    from internet_tf.assembly.factory import restore_model
+    from internet_tf.graph.policy import policy_scope
 
     bundle = load_datasets(run.cfg, train=False)
     with policy_scope(run.cfg.train.mixed_precision):
@@ -139,7 +139,7 @@ def export_run(run_dir: str, export_dir: Optional[str] = None,
     cfg = read_run(run_dir, _config(config)).cfg  # a RunDirError before TensorFlow starts
     export_dir = export_dir or os.path.join(run_dir, "export")
     start_tensorflow()
-    from internet_tf.export.saved_model import export_checkpoint
+    from internet_tf.assembly.export import export_checkpoint
 
     export_checkpoint(cfg, run_dir, export_dir)
     return export_dir

@@ -38,7 +38,7 @@ os.environ["INTERNET_TF_GRAPPLER"] = "0"
 assert grappler_off(), "Grappler still on with INTERNET_TF_GRAPPLER=0"
 os.environ.pop("TF_CPP_MIN_LOG_LEVEL")
 import tensorflow as tf
-import internet_tf.modeling.factory, internet_tf.training.trainer
+import internet_tf.assembly.factory, internet_tf.training.trainer
 assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ, "the library changed os.environ"
 from internet_tf.training.distribute import split_cpu
 split_cpu(2)  # still possible: starting TensorFlow ran no op

@@ -45,7 +45,7 @@ def fail(message: str):
 
 def latest_checkpoint(model_dir: str) -> str:
     """The latest checkpoint in ``model_dir/checkpoints``; exits with an error if there is none."""
-    from internet_tf.run_dir import CHECKPOINTS, latest_checkpoint as find
+    from internet_tf.run_dir import CHECKPOINTS, latest_checkpoint as find  # deferred: tools start fast
 
     latest = find(model_dir)
     if latest is None:
@@ -56,7 +56,7 @@ def latest_checkpoint(model_dir: str) -> str:
 def run_with_config(action):
     """Loads the flags' config and returns ``action(cfg)``; a dataset error exits with its
     message (exit code 2, no traceback)."""
-    from internet_tf.data.coco import DatasetError
+    from internet_tf.data.coco import DatasetError  # deferred: pycocotools only when a tool reads data
 
     cfg = load_flags_config()
     try:

@@ -29,6 +29,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    # deferred: --help and a refused flag answer before the converters (PIL, pycocotools) load
     from internet_tf.data import convert
     from internet_tf.data.coco import DatasetError
 

@@ -26,11 +26,12 @@ def main(argv):
     model_dir = FLAGS.model_dir or "runs/demo"
     cfg = load_flags_config()
     start_tensorflow()
+    # deferred: these import TensorFlow, which starts only once the flags and config are checked
     from internet_tf.data.coco import DatasetError
     from internet_tf.data.datasets import load_datasets
     from internet_tf.export.predict import predict
-    from internet_tf.export.saved_model import export_checkpoint
-    from internet_tf.training.run import train_and_evaluate
+    from internet_tf.assembly.export import export_checkpoint
+    from internet_tf.assembly.train import train_and_evaluate
 
     start = time.time()
     try:

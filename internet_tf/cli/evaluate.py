@@ -22,7 +22,7 @@ from internet_tf.cli.common import (define_config_flags, latest_checkpoint, run_
                                     run_with_config)
 from internet_tf.config import copy_config, parse_override
 from internet_tf.data.datasets import val_source
-from internet_tf.training.progress import Phase
+from internet_tf.progress import Phase
 
 define_config_flags()
 if "max_images" not in flags.FLAGS:  # internet-mechanism defines one too, with the same meaning
@@ -53,10 +53,11 @@ def evaluate_checkpoint(cfg, model_dir: str, max_images=None) -> dict:
           f"({val_source(cfg)})", flush=True)
     with Phase("starting TensorFlow"):
         tf = start_tensorflow()
+        # deferred: these import TensorFlow, which starts only once the run folder is checked
         from internet_tf.data.datasets import load_datasets
         from internet_tf.evaluation.runner import evaluate_model, images_to_evaluate, metrics_text
-        from internet_tf.modeling.factory import restore_model
-        from internet_tf.training.precision import policy_scope
+        from internet_tf.assembly.factory import restore_model
+        from internet_tf.graph.policy import policy_scope
 
     bundle = load_datasets(cfg, train=False)
     with Phase(f"restoring the detector from {latest}"), policy_scope(cfg.train.mixed_precision):

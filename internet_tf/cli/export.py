@@ -6,7 +6,7 @@ from absl import flags
 
 from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config, run_tool
-from internet_tf.training.progress import Phase
+from internet_tf.progress import Phase
 
 define_config_flags()
 flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.")
@@ -19,7 +19,8 @@ def main(argv):
     cfg = load_flags_config()
     with Phase("starting TensorFlow"):
         start_tensorflow()
-        from internet_tf.export.saved_model import ExportError, export_checkpoint
+        # deferred: imports TensorFlow, which starts only once the flags and config are checked
+        from internet_tf.assembly.export import ExportError, export_checkpoint
 
     try:
         with Phase(f"exporting to {FLAGS.export_dir} (tracing the serving signature)"):

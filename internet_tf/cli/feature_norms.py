@@ -27,7 +27,7 @@ FLAGS = flags.FLAGS
 
 
 def _read(model_dir: str):
-    from internet_tf.run_dir import RunDirError, read_run
+    from internet_tf.run_dir import RunDirError, read_run  # deferred: tools start fast
 
     try:
         return read_run(model_dir)
@@ -41,10 +41,11 @@ def feature_norm_pictures(baseline_dir: str, labelenc_dir: str, out_dir: str, nu
     import numpy as np
 
     tf = start_tensorflow()
+    # deferred: these import TensorFlow, which starts only once the checks above passed
     from internet_tf.data.datasets import eval_dataset, load_datasets
     from internet_tf.evaluation.feature_norms import norm_maps, png_bytes, row_image
     from internet_tf.files import write_atomic
-    from internet_tf.modeling.factory import restore_model
+    from internet_tf.assembly.factory import restore_model
 
     run, base = _read(labelenc_dir), _read(baseline_dir)
     cfg = run.cfg
@@ -77,7 +78,7 @@ def feature_norm_pictures(baseline_dir: str, labelenc_dir: str, out_dir: str, nu
 
 def main(argv):
     del argv
-    from internet_tf.data.coco import DatasetError
+    from internet_tf.data.coco import DatasetError  # deferred: pycocotools only when the tool runs
 
     out = FLAGS.norms_out or os.path.join(FLAGS.labelenc_dir, "feature_norms")
     try:

@@ -42,7 +42,7 @@ def summary_line(result: dict) -> str:
 def mechanism_check(cfg, model_dir: str, out_dir: str, *, max_images=None,
                     tsne: bool = True) -> dict:
     """Writes ``out_dir/mechanism.json`` (and ``tsne.png``); returns the json's dict."""
-    from internet_tf.evaluation import mechanism
+    from internet_tf.evaluation import mechanism  # deferred: numpy and plotting only when the tool runs
 
     if tsne:
         try:
@@ -51,8 +51,9 @@ def mechanism_check(cfg, model_dir: str, out_dir: str, *, max_images=None,
             fail(f"{e}; or run with --notsne")
     latest = latest_checkpoint(model_dir)
     start_tensorflow()
+    # deferred: these import TensorFlow, which starts only once the checks above passed
     from internet_tf.data.datasets import eval_dataset, load_datasets
-    from internet_tf.modeling.factory import restore_model
+    from internet_tf.assembly.factory import restore_model
 
     bundle = load_datasets(cfg, train=False)
     model = restore_model(cfg.model, bundle.num_classes, latest)

@@ -24,6 +24,7 @@ def main(argv):
     if not images:
         raise app.UsageError("give at least one image with --images")
     start_tensorflow()
+    # deferred: imports TensorFlow, which starts only once the flags are checked
     from internet_tf.export.predict import predict
 
     predict(FLAGS.export_dir, images, FLAGS.out, FLAGS.min_score)

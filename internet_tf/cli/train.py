@@ -12,7 +12,7 @@ from absl import flags
 from internet_tf.cli import start_tensorflow
 from internet_tf.cli.common import define_config_flags, fail, load_flags_config, run_tool
 from internet_tf.config import ConfigError
-from internet_tf.training.progress import Phase
+from internet_tf.progress import Phase
 from internet_tf.training.strategy_names import STRATEGIES
 
 define_config_flags()
@@ -27,6 +27,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     cfg = load_flags_config()
+    # deferred: pycocotools loads only once the flags and config are checked
     from internet_tf.data.coco import DatasetError
     from internet_tf.data.datasets import load_datasets
     from internet_tf.training.init_from import InitFromError, locate
@@ -39,9 +40,10 @@ def main(argv):
         fail(str(e))
     with Phase("starting TensorFlow"):  # the import and the library's TF modules take a while
         start_tensorflow()
+        # deferred: these import TensorFlow, which starts only once the data is checked
         from internet_tf.modeling.backbone import BackboneWeightsError
         from internet_tf.training import distribute
-        from internet_tf.training.run import train_and_evaluate
+        from internet_tf.assembly.train import train_and_evaluate
 
     try:
         if FLAGS.cpu_devices:

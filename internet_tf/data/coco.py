@@ -32,7 +32,7 @@ the first files skipped for each image-level reason.
 Building the index at COCO scale takes a while, so each phase (json, checks, image headers,
 records, and for evaluation the pycocotools ground truth) writes a line with its counts and
 time when it ends, and a ``still running`` line every 10 s while it lasts
-(``training/progress.py: Phase``). A training index keeps only its compact records (what the
+(``progress.py: Phase``). A training index keeps only its compact records (what the
 pipeline reads): the pycocotools ground truth is built for evaluation only, and COCO's
 segmentation polygons, which box detection never reads, are dropped while the json is parsed.
 """
@@ -55,7 +55,7 @@ from internet_tf.data.coco_format import (DatasetError, _parse_json, check_datas
                                              read_json)
 from internet_tf.data.file_end import is_complete
 from internet_tf.data.orientation import displayed_size, read_orientation
-from internet_tf.training.progress import Phase
+from internet_tf.progress import Phase
 
 # Image ids travel inside the float32 image_info (pipeline.py), which holds every integer in
 # [0, 2**24] exactly: the data pipeline and the evaluation both accept exactly that range.

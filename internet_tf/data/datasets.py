@@ -117,7 +117,7 @@ def train_dataset(bundle: DatasetBundle, cfg: Config, start_step: int = 0, batch
     ``batch_size`` (default: the global ``train.batch_size``) is a replica's share when the
     stream is split over replicas; ``shard`` picks an input pipeline's batches of it.
     """
-    from internet_tf.data import pipeline
+    from internet_tf.data import pipeline  # deferred: it imports TF, which load_datasets must not
 
     batch_size = batch_size or cfg.train.batch_size
     return pipeline.build_dataset(
@@ -133,7 +133,7 @@ def distributed_train_dataset(bundle: DatasetBundle, cfg: Config, strategy, star
     is the single-device one, cut into per-replica slices in replica order."""
     import tensorflow as tf
 
-    from internet_tf.data import pipeline
+    from internet_tf.data import pipeline  # deferred: it imports TF, which load_datasets must not
 
     global_batch = cfg.train.batch_size
     replicas = strategy.num_replicas_in_sync
@@ -154,7 +154,7 @@ def distributed_train_dataset(bundle: DatasetBundle, cfg: Config, strategy, star
 
 
 def eval_dataset(bundle: DatasetBundle, cfg: Config):
-    from internet_tf.data import pipeline
+    from internet_tf.data import pipeline  # deferred: it imports TF, which load_datasets must not
 
     return pipeline.build_dataset(
         bundle.val, image_size=cfg.model.image_size, batch_size=cfg.eval.batch_size,

@@ -14,7 +14,7 @@ a ``ValueError`` rather than silently rounded to a neighbouring id.
 COCOeval takes about a minute on 500,000 detections (5,000 images at 100 each), so each of its
 phases (loading the detections, matching them per image and category, accumulating the
 precision tables) writes a line with its time, and a ``still running`` line every 10 s while
-it lasts (``training/progress.py: Phase``).
+it lasts (``progress.py: Phase``).
 """
 import contextlib
 import io
@@ -25,7 +25,7 @@ from pycocotools.cocoeval import COCOeval
 
 from internet_tf.data.coco import MAX_IMAGE_ID
 from internet_tf.files import write_json_atomic
-from internet_tf.training.progress import Phase
+from internet_tf.progress import Phase
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl",
                "ARmax1", "ARmax10", "ARmax100", "ARs", "ARm", "ARl")  # COCOeval.stats order

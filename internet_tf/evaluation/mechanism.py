@@ -131,9 +131,10 @@ def extract_features(model, dataset, max_images: int | None = None) -> Extracted
     the annotations' ``area`` that COCOeval uses (a segment's pixel area in COCO); for
     rectangles the two agree, for other shapes the box area is at least the segment area.
     """
+    # TensorFlow (and graph.jit, which imports it) only here: internet-mechanism imports this module before TF starts
     import tensorflow as tf
 
-    from internet_tf.training.jit import TRACE
+    from internet_tf.graph.jit import TRACE
 
     size = model.image_size
     # None batch and RoI dimensions: every batch size and box count reuses one trace.

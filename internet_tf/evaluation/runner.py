@@ -15,7 +15,7 @@ image summary ``eval/detections``: the first ``num_images`` validation images wi
 truth in green and detections scoring >= 0.5 in red (``evaluation/visualize.py``), from the
 detections already computed for the metrics (no extra inference).
 
-While it runs it writes progress lines (``training/progress.py``: images done of the total,
+While it runs it writes progress lines (``progress.py``: images done of the total,
 images/s and the time left; a line at least every 10 s in a piped log), and COCOeval its
 phases. An image the pipeline could not decode (the index checks headers and file ends, not
 every pixel) is left out by the pipeline: the evaluation counts and names such images.
@@ -32,8 +32,8 @@ from internet_tf.config import Config
 from internet_tf.data.datasets import DatasetBundle, eval_dataset
 from internet_tf.evaluation import coco_eval, voc_eval
 from internet_tf.evaluation.visualize import detection_images
-from internet_tf.training.jit import jit_function
-from internet_tf.training.progress import Progress
+from internet_tf.graph.jit import jit_function
+from internet_tf.progress import Progress
 
 # dataset kind -> (evaluator class, metrics formatter, name in messages)
 EVALUATORS = {
@@ -109,7 +109,7 @@ def run_detector(model, bundle: DatasetBundle, cfg: Config, evaluators, *, num_i
                         unit="images", first="first batch", seconds=PROGRESS_SECONDS)
     with progress.waiting(1):  # the input pipeline is built and traced here
         # A None batch dimension: the last, smaller batch reuses the same trace. XLA as
-        # ``eval.jit_compile`` says (auto|true|false, ``training/jit.py``).
+        # ``eval.jit_compile`` says (auto|true|false, ``graph/jit.py``).
         infer = jit_function(model.inference, cfg.eval.jit_compile, "eval.jit_compile", "inference function",
                              input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
                                               tf.TensorSpec([None, 4], tf.float32)])

@@ -11,7 +11,7 @@ _COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 1
 
 def load_labels(export_dir: str) -> dict:
     """Category id -> name from the export's labels.json (``run_dir.read_labels``); {} without one."""
-    from internet_tf.run_dir import read_labels
+    from internet_tf.run_dir import read_labels  # deferred with the rest: importing this module stays cheap
 
     try:
         label_to_cat_id, names = read_labels(export_dir)
@@ -57,7 +57,7 @@ def predict(export_dir: str, images: list, out_dir: str, min_score: float = 0.3)
     import tensorflow as tf
     from PIL import UnidentifiedImageError
 
-    from internet_tf.data.orientation import open_oriented
+    from internet_tf.data.orientation import open_oriented  # deferred like TF and PIL above: a cheap module import
 
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     labels = load_labels(export_dir)

@@ -21,11 +21,8 @@ import tempfile
 import tensorflow as tf
 
 from internet_tf.data.pipeline import resize_and_pad
-from internet_tf.run_dir import RunDirError, read_run, write_labels
-from internet_tf.training.jit import TRACE
-
-class ExportError(RuntimeError):
-    """Nothing to export (no checkpoint or label map)."""
+from internet_tf.run_dir import write_labels
+from internet_tf.graph.jit import TRACE
 
 
 class ServingModule(tf.Module):
@@ -89,23 +86,3 @@ def export(model, label_to_cat_id: dict, class_names: list, export_dir: str) -> 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return export_dir
-
-
-def export_checkpoint(cfg, model_dir: str, export_dir: str) -> str:
-    """Exports the latest checkpoint of ``model_dir``; returns the checkpoint path.
-
-    The exported model is built under the float32 policy whatever ``train.mixed_precision``
-    trained it (checkpoints hold float32 variables, ``training/precision.py``), so it
-    computes in float32 and its signature's outputs are float32.
-    """
-    from internet_tf.modeling.factory import restore_model
-    from internet_tf.training.precision import policy_scope
-
-    try:
-        run = read_run(model_dir, cfg)
-    except RunDirError as e:
-        raise ExportError(str(e)) from e
-    with policy_scope("none"):
-        model = restore_model(cfg.model, run.num_classes, run.checkpoint)
-    export(model, run.label_to_cat_id, run.class_names, export_dir)
-    return run.checkpoint

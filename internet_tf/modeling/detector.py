@@ -8,9 +8,11 @@ RoIAlign are built from them.
 Training (``train_outputs``) and inference (``inference``) share every layer. Training-time
 methods (``methods/``: the feature intertwiner) are handed to the detector and
 composed through one interface (``methods/base.py``): they may change the maps and RoI
-features the box head reads, merge side features into the head, and add training-only
-losses; the training outputs expose the FPN maps, sampled RoIs, their levels, RoI features
-and matched class labels they need.
+features the box head reads, merge side features into the head, ask for a second pass of
+the RPN and box head on a pyramid built from the labels, and add training-only losses. The
+training outputs are typed (``modeling/outputs.py: TrainOutputs``): the pyramid and its
+strides, the RPN's outputs and targets, the sampled RoIs with their targets, the head path
+over them and each method's side tensors under its name.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from internet_tf.ops import losses as loss_lib
 from internet_tf.modeling.backbone import Backbone
 from internet_tf.modeling.box_head import BoxHead, BoxPredictor
 from internet_tf.modeling.fpn import build_neck
+from internet_tf.modeling.outputs import HeadPath, TrainOutputs
 from internet_tf.ops.postprocess import detect
 from internet_tf.ops.roi_align import assign_levels, multilevel_roi_align
 from internet_tf.modeling.rpn import RPNHead
@@ -34,12 +37,30 @@ from internet_tf.ops import targets as target_ops
 
 
 class Detector(keras.Model):
-    """Faster R-CNN with FPN or without (``model.fpn``). ``num_classes`` counts foreground classes (K)."""
+    """Faster R-CNN with FPN or without (``model.fpn``). ``num_classes`` counts foreground
+    classes (K). ``cfg`` is read here, once: the layers are built from it and the numbers the
+    forward passes use kept as the ``*_settings`` below; it stays as ``self.cfg``, the record
+    of what the detector was built from."""
 
     def __init__(self, cfg: ModelConfig, num_classes: int, methods=(), name: str = "detector",
                  **kwargs):
         super().__init__(name=name, **kwargs)
         self.cfg = cfg
+        rpn, roi, head = cfg.rpn, cfg.roi, cfg.head
+        self.train_proposal_settings = dict(pre_nms_topk=rpn.pre_nms_topk_train, post_nms_topk=rpn.post_nms_topk_train,
+                                            nms_iou=rpn.nms_iou, min_size=rpn.min_size)
+        self.test_proposal_settings = dict(pre_nms_topk=rpn.pre_nms_topk_test, post_nms_topk=rpn.post_nms_topk_test,
+                                           nms_iou=rpn.nms_iou, min_size=rpn.min_size)
+        self.rpn_target_settings = dict(pos_iou=rpn.pos_iou, neg_iou=rpn.neg_iou, num_samples=rpn.num_samples,
+                                        positive_fraction=rpn.positive_fraction)
+        self.roi_target_settings = dict(num_samples=roi.num_samples, foreground_fraction=roi.foreground_fraction,
+                                        fg_iou=roi.fg_iou, bg_iou_high=roi.bg_iou_high, bg_iou_low=roi.bg_iou_low,
+                                        bbox_weights=tuple(head.bbox_weights))
+        self.level_settings = dict(base=roi.level_base, canonical_level=roi.canonical_level,  # Eq. 6
+                                   min_level=roi.min_level, max_level=roi.max_level, rounding=roi.level_rounding)
+        self.roi_align_settings = dict(output_size=roi.output_size, sampling_ratio=roi.sampling_ratio)
+        self.detection_settings = dict(bbox_weights=tuple(head.bbox_weights), score_threshold=head.score_threshold,
+                                       nms_iou=head.nms_iou, max_detections=head.max_detections)
         self.num_classes = int(num_classes)
         self.image_size = int(cfg.image_size)
         neck = build_neck(cfg)  # checks the backbone/neck pairing before the backbone is built
@@ -65,46 +86,37 @@ class Detector(keras.Model):
         return self.fpn(self.backbone(images, training=training))
 
     def proposals(self, pyramid, image_info, training=False):
-        rpn = self.cfg.rpn
         logits, deltas = self.rpn_head(pyramid)
-        boxes, valid = generate_proposals(
-            logits, deltas, self.anchors(), image_info,
-            pre_nms_topk=rpn.pre_nms_topk_train if training else rpn.pre_nms_topk_test,
-            post_nms_topk=rpn.post_nms_topk_train if training else rpn.post_nms_topk_test,
-            nms_iou=rpn.nms_iou, min_size=rpn.min_size)
+        settings = self.train_proposal_settings if training else self.test_proposal_settings
+        boxes, valid = generate_proposals(logits, deltas, self.anchors(), image_info, **settings)
         return logits, deltas, boxes, valid
 
     def roi_levels(self, rois):
-        roi = self.cfg.roi
-        return assign_levels(rois, base=roi.level_base, canonical_level=roi.canonical_level,
-                             min_level=roi.min_level, max_level=roi.max_level,
-                             rounding=roi.level_rounding)
+        return assign_levels(rois, **self.level_settings)
 
     def roi_features(self, pyramid, rois):
         """Eq. 6 level assignment, then RoIAlign on each RoI's level -> (levels, features)."""
         levels = self.roi_levels(rois)
-        feats = multilevel_roi_align(pyramid, rois, levels, output_size=self.cfg.roi.output_size,
-                                     sampling_ratio=self.cfg.roi.sampling_ratio, strides=self.strides)
+        feats = multilevel_roi_align(pyramid, rois, levels, strides=self.strides, **self.roi_align_settings)
         return levels, feats
 
-    def head_path(self, pyramid, rois, training=False):
-        """RoIs [B, R, 4] -> (levels [B, R], RoI features the box head read [B, R, S, S, C],
-        predictor input [B, R, D], context of the methods' side tensors)."""
+    def head_path(self, pyramid, rois, training=False) -> HeadPath:
+        """RoIs [B, R, 4] -> ``HeadPath``: their levels, the RoI features the box head read,
+        the predictor's input, and each method's side tensors under its name."""
         maps = pyramid
         for method in self.methods:
             maps = method.head_maps(maps, training=training)
         levels, feats = self.roi_features(maps, rois)
-        context = {}
+        sides = {}
         for method in self.methods:
-            feats, extra = method.transform_rois(feats, levels, training=training)
-            context.update(extra)
+            feats, sides[method.name] = method.transform_rois(feats, levels, training=training)
 
         def mix(point, features):
             for method in self.methods:
-                features = method.merge(point, features, context)
+                features = method.merge(point, features, sides[method.name])
             return features
 
-        return levels, feats, self.box_head(feats, mix=mix), context
+        return HeadPath(levels, feats, self.box_head(feats, mix=mix), sides)
 
     def inference_layers(self) -> list:
         """The layers the inference path uses (what an export tracks)."""
@@ -112,52 +124,53 @@ class Detector(keras.Model):
         return layers + [l for m in self.methods for l in m.inference_layers()]
 
     # -- training ------------------------------------------------------------------------
-    def train_outputs(self, batch, training=True, pyramid=None):
-        """One forward pass of the training graph; returns every tensor the losses need.
-        ``pyramid`` replaces the FPN maps of the batch's images (LabelEnc step 1 runs the
-        same RPN and box head on the label encoder's pyramid)."""
+    def train_outputs(self, batch, training=True, pyramid=None) -> TrainOutputs:
+        """One forward pass of the training graph -> ``TrainOutputs``, every tensor the
+        losses need. ``pyramid`` replaces the FPN maps of the batch's images (the second
+        pass of ``train_losses`` on a method's ``label_pyramid``)."""
         gt_boxes, gt_classes = batch["gt_boxes"], batch["gt_classes"]
         if pyramid is None:
             pyramid = self.pyramid(batch["images"], training=training)
         logits, deltas, proposals, valid = self.proposals(pyramid, batch["image_info"], training=True)
-        rpn, roi = self.cfg.rpn, self.cfg.roi
-        rpn_t = target_ops.rpn_targets(
-            anchor_ops.concat_levels(self.anchors()), gt_boxes, gt_classes, pos_iou=rpn.pos_iou,
-            neg_iou=rpn.neg_iou, num_samples=rpn.num_samples, positive_fraction=rpn.positive_fraction)
-        roi_t = target_ops.roi_targets(
-            proposals, valid, gt_boxes, gt_classes, num_samples=roi.num_samples,
-            foreground_fraction=roi.foreground_fraction, fg_iou=roi.fg_iou,
-            bg_iou_high=roi.bg_iou_high, bg_iou_low=roi.bg_iou_low,
-            bbox_weights=tuple(self.cfg.head.bbox_weights))
-        levels, roi_feats, head_feats, context = self.head_path(pyramid, roi_t["rois"], training=training)
-        class_logits, box_deltas = self.predictor(head_feats)
-        return {**context,
-            "pyramid": pyramid, "rpn_logits": logits, "rpn_deltas": deltas, "rpn_targets": rpn_t,
-            "roi_targets": roi_t, "rois": roi_t["rois"], "roi_classes": roi_t["classes"],
-            "roi_levels": levels, "roi_features": roi_feats, "head_features": head_feats,
-            "class_logits": class_logits, "box_deltas": box_deltas,
-        }
+        rpn_targets = target_ops.rpn_targets(anchor_ops.concat_levels(self.anchors()), gt_boxes, gt_classes,
+                                             **self.rpn_target_settings)
+        roi_targets = target_ops.roi_targets(proposals, valid, gt_boxes, gt_classes, **self.roi_target_settings)
+        head = self.head_path(pyramid, roi_targets["rois"], training=training)
+        class_logits, box_deltas = self.predictor(head.head_features)
+        return TrainOutputs(pyramid=pyramid, strides=self.strides, rpn_logits=logits, rpn_deltas=deltas,
+                            rpn_targets=rpn_targets, roi_targets=roi_targets, head=head,
+                            class_logits=class_logits, box_deltas=box_deltas)
 
     def train_losses(self, batch, training=True, step=None):
         """Returns ``(losses, metrics)``: named, already weighted scalar loss terms (their sum is
         Eq. 5's L) and extra scalars to log. ``step`` (the optimizer step) drives the
-        methods' loss warm-ups; None means warm-ups are over."""
-        out = self.train_outputs(batch, training=training)
-        losses = self.detection_losses(out)
+        methods' loss warm-ups; None means warm-ups are over.
+
+        A method with a ``label_pyramid`` (LabelEnc step 1: FPN_h(h(y)) of the batch's label
+        map) gets a second pass: the same RPN and box head run on that pyramid, their terms
+        named ``<method>_rpn_*``, ``<method>_head_*``, and the method's ``losses`` see that
+        pass as ``second``."""
+        outputs = self.train_outputs(batch, training=training)
+        losses = self.detection_losses(outputs)
         metrics = {}
         for method in self.methods:
-            extra, extra_metrics = method.losses(out, batch, step=step, training=training, detector=self)
+            second = None
+            label_pyramid = method.label_pyramid(batch, training=training)
+            if label_pyramid is not None:
+                second = self.train_outputs(batch, training, pyramid=label_pyramid)
+                losses.update({f"{method.name}_{k}": v for k, v in self.detection_losses(second).items()})
+            extra, extra_metrics = method.losses(outputs, batch, step=step, training=training, second=second)
             losses.update(extra)
             metrics.update(extra_metrics)
-        fg = tf.reduce_sum(tf.cast(out["roi_classes"] > 0, tf.float32))
-        metrics["foreground_rois_per_image"] = fg / tf.cast(tf.shape(out["rois"])[0], tf.float32)
+        foreground = tf.reduce_sum(tf.cast(outputs.roi_classes > 0, tf.float32))
+        metrics["foreground_rois_per_image"] = foreground / tf.cast(tf.shape(outputs.rois)[0], tf.float32)
         return losses, metrics
 
     @staticmethod
-    def detection_losses(out) -> dict:
-        """The standard Faster R-CNN terms (RPN and box head) of ``train_outputs``' result."""
-        losses = dict(loss_lib.rpn_losses(out["rpn_logits"], out["rpn_deltas"], out["rpn_targets"]))
-        losses.update(loss_lib.head_losses(out["class_logits"], out["box_deltas"], out["roi_targets"]))
+    def detection_losses(outputs: TrainOutputs) -> dict:
+        """The standard Faster R-CNN terms (RPN and box head) of a training pass."""
+        losses = dict(loss_lib.rpn_losses(outputs.rpn_logits, outputs.rpn_deltas, outputs.rpn_targets))
+        losses.update(loss_lib.head_losses(outputs.class_logits, outputs.box_deltas, outputs.roi_targets))
         return losses
 
     # -- inference -----------------------------------------------------------------------
@@ -165,12 +178,9 @@ class Detector(keras.Model):
         """Images [B, S, S, 3] (0..255, padded) -> detections in input pixels (see postprocess)."""
         pyramid = self.pyramid(images, training=False)
         _, _, rois, valid = self.proposals(pyramid, image_info, training=False)
-        _, _, head_feats, _ = self.head_path(pyramid, rois, training=False)
-        class_logits, box_deltas = self.predictor(head_feats)
-        head = self.cfg.head
-        return detect(class_logits, box_deltas, rois, image_info, bbox_weights=tuple(head.bbox_weights),
-                      score_threshold=head.score_threshold, nms_iou=head.nms_iou,
-                      max_detections=head.max_detections, rois_valid=valid)
+        head = self.head_path(pyramid, rois, training=False)
+        class_logits, box_deltas = self.predictor(head.head_features)
+        return detect(class_logits, box_deltas, rois, image_info, rois_valid=valid, **self.detection_settings)
 
     def predictor_features(self, images, rois):
         """Inference-mode features fed to the classifier and box regressor for given RoIs.
@@ -180,12 +190,12 @@ class Detector(keras.Model):
         large-object features of one class.
         """
         pyramid = self.pyramid(images, training=False)
-        return self.head_path(pyramid, rois, training=False)[2]
+        return self.head_path(pyramid, rois, training=False).head_features
 
     def call(self, images, training=False):
-        b = tf.shape(images)[0]
-        s = float(self.image_size)
-        info = tf.tile(tf.constant([[s, s, 1.0, 0.0]]), [b, 1])
+        batch_size = tf.shape(images)[0]
+        size = float(self.image_size)
+        info = tf.tile(tf.constant([[size, size, 1.0, 0.0]]), [batch_size, 1])
         return self.inference(images, info)
 
     def build_all(self, batch_size: int = 1):

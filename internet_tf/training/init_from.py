@@ -95,21 +95,21 @@ def _name(part: str, variable) -> str:
     return f"{part}:{getattr(variable, 'path', variable.name)}"
 
 
-def initialise(detector, init_from: str, parts, build_model) -> InitReport:
+def initialise(detector, init_from: str, parts, restore_model) -> InitReport:
     """Copies ``parts`` of the detector saved at ``init_from`` into ``detector`` (built).
 
     Args:
       detector: the run's ``Detector`` with every variable created.
       init_from: a run directory or a checkpoint path (``train.init_from``).
       parts: names from ``config.INIT_PARTS`` (``train.init_parts``).
-      build_model: ``(ModelConfig, num_classes) -> Detector``, the factory that rebuilds the
-        source detector from its saved config.
+      restore_model: ``(ModelConfig, num_classes, checkpoint) -> Detector``, the factory that
+        rebuilds the source detector from its saved config and restores it.
 
     Returns:
       An ``InitReport``. Raises ``InitFromError`` for a missing or foreign checkpoint, a
       part of another architecture, or when nothing at all could be loaded.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # deferred: locate() serves the CLI's check before TensorFlow starts
 
     run_dir, checkpoint = locate(init_from)
     try:
@@ -117,11 +117,9 @@ def initialise(detector, init_from: str, parts, build_model) -> InitReport:
     except RunDirError as err:
         raise _error(init_from, err.problem) from err
     checkpoint = checkpoint or run.checkpoint
-    source = build_model(run.cfg.model, run.num_classes)
-    source.build_all()
     try:
-        tf.train.Checkpoint(model=source).restore(checkpoint).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        source = restore_model(run.cfg.model, run.num_classes, checkpoint)
+    except (ValueError, tf.errors.OpError) as err:
         raise _error(init_from, f"{checkpoint} does not hold the detector its {CONFIG_FILE} describes "
                                 f"({str(err).splitlines()[0][:200]})") from err
     report = InitReport(init_from, checkpoint, list(parts))
@@ -157,12 +155,14 @@ def write_report(model_dir: str, report: InitReport) -> str:
     return write_json_atomic(os.path.join(model_dir, INIT_FILE), dataclasses.asdict(report), indent=1)
 
 
-def init_at_fresh_start(detector, cfg, model_dir: str, build_model, is_chief: bool = True):
+def init_at_fresh_start(detector, cfg, model_dir: str, restore_model, is_chief: bool = True):
     """The trainer's hook at a fresh start: initialises from ``cfg.train.init_from`` when set,
     logs the report's line and (chief) records it; returns the report or None."""
     if not cfg.train.init_from:
         return None
-    report = initialise(detector, cfg.train.init_from, cfg.train.init_parts, build_model)
+    if restore_model is None:
+        raise ValueError("train.init_from needs the trainer's restore_model (built by assembly.train.build_trainer)")
+    report = initialise(detector, cfg.train.init_from, cfg.train.init_parts, restore_model)
     logging.info("%s", report.line())
     print(report.line(), flush=True)
     if is_chief:

@@ -9,9 +9,7 @@ import math
 import keras
 import tensorflow as tf
 
-from internet_tf.config import Config, TrainConfig
-from internet_tf.modeling.factory import build_model
-from internet_tf.training import precision
+from internet_tf.config import TrainConfig
 
 # Keras variable names (not paths) that never take weight decay: biases and BatchNorm.
 NO_DECAY_NAMES = ("bias", "gamma", "beta")
@@ -112,18 +110,3 @@ def build_optimizer(cfg: TrainConfig, num_train_images: int) -> SGD:
     if cfg.weight_decay > 0:
         opt.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
     return opt
-
-
-def build_model_and_optimizer(cfg: Config, num_classes: int, num_train_images: int, strategy=None):
-    """``cfg.model``'s model with every variable created, and its optimizer with its slots,
-    both inside ``strategy``'s scope (distributed variables; Keras' momentum slots must
-    exist before the first distributed step). The layers take ``train.mixed_precision``'s
-    dtype policy (variables stay float32); under float16 the optimizer is a
-    ``LossScaleOptimizer`` around ``SGD`` (``training/precision.py``)."""
-    mixed = cfg.train.mixed_precision
-    with (strategy or tf.distribute.get_strategy()).scope(), precision.policy_scope(mixed):
-        model = build_model(cfg.model, num_classes)
-        model.build_all()
-        optimizer = precision.wrap_optimizer(build_optimizer(cfg.train, num_train_images), mixed)
-        optimizer.build(model.trainable_variables)
-    return model, optimizer

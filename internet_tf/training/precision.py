@@ -1,9 +1,8 @@
 """Mixed precision: ``train.mixed_precision: none | float16 | bfloat16``.
 
 The setting picks Keras' dtype policy for the layers of a model *when they are built*
-(``policy_scope``): ``float32``, ``mixed_float16`` or ``mixed_bfloat16`` — convolutions and
-dense layers compute in 16 bits, every variable stays float32. Keras' policy is global, so
-the scope restores the previous one on exit; the built layers keep theirs.
+(``graph/policy.py: policy_scope``): ``float32``, ``mixed_float16`` or ``mixed_bfloat16`` —
+convolutions and dense layers compute in 16 bits, every variable stays float32.
 
 What stays float32 under a mixed policy (casts at the boundaries, in the modules named):
 the RPN's objectness/delta convs and the box predictor (``modeling/rpn.py``,
@@ -25,37 +24,15 @@ scale halves. bfloat16 has float32's exponent range and needs no scaling.
 """
 from __future__ import annotations
 
-import contextlib
-
 import keras
 import tensorflow as tf
 from absl import logging
 
-from internet_tf.config import check_choice
+from internet_tf.graph.policy import POLICIES, policy_name
 
-# train.mixed_precision -> Keras dtype policy name.
-POLICIES = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 # Below this scale a non-finite gradient is not a scaling overflow but a broken step: the
 # trainer stops on it as it does without loss scaling.
 MIN_LOSS_SCALE = 1.0
-
-
-def policy_name(mixed_precision: str) -> str:
-    """The Keras dtype policy of a ``train.mixed_precision`` value."""
-    return POLICIES[check_choice("train.mixed_precision", mixed_precision)]
-
-
-@contextlib.contextmanager
-def policy_scope(mixed_precision: str = "none"):
-    """Layers built inside take ``mixed_precision``'s Keras dtype policy; the global
-    policy in force before is restored on exit, also on an error."""
-    name = policy_name(mixed_precision)
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield name
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def wrap_optimizer(optimizer, mixed_precision: str):

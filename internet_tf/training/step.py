@@ -14,7 +14,7 @@ the all-reduce, so clipping, the norm and the finite check see true gradients. A
 gradient overflowed is skipped (no weight or slot changes), counted, and the scale halves
 (``loss_scale_overflow`` = 1 tells the trainer it is no error); ``loss_scale`` is the
 scale the step used. ``jit_compile`` (``train.jit_compile``) compiles the step with XLA
-(``training/jit.py``).
+(``graph/jit.py``).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from internet_tf.ops.replica import global_sum, replicas_in_sync
 from internet_tf.training import precision
-from internet_tf.training.jit import jit_function
+from internet_tf.graph.jit import jit_function
 
 
 def replica_gradients(model, batch, clip_norm, step=None, loss_scale=None):
@@ -65,7 +65,7 @@ def build_train_step(model, optimizer, clip_norm, strategy=None, compiled: bool 
     """A ``tf.function`` (or, with ``compiled=False``, the same function run eagerly — one
     replica only) running one step on every replica; returns the step's scalars and
     ``lr``, the learning rate after the step (the schedule's value at the new step count).
-    ``jit_compile`` is ``train.jit_compile`` (auto|true|false, ``training/jit.py``).
+    ``jit_compile`` is ``train.jit_compile`` (auto|true|false, ``graph/jit.py``).
 
     The apply is conditioned on ``finite`` in cross-replica context: a ``tf.cond`` may not
     hold the optimizer's cross-replica merge inside a replica function.

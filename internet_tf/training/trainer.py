@@ -1,7 +1,7 @@
 """The training loop: one traced ``tf.function`` step over the strategy's
 replicas, global-norm clipping, ``tf.train.CheckpointManager`` checkpoints (resume on
 rerun), TensorBoard scalars and class-buffer histograms, progress with ETA (a bar on a
-terminal, plain lines elsewhere: ``training/progress.py``), and a
+terminal, plain lines elsewhere: ``progress.py``), and a
 stop on non-finite losses. Only the chief writes into ``model_dir``.
 
 Checkpoints are crash-safe: TF writes a checkpoint's files first and then replaces the
@@ -19,26 +19,13 @@ import tensorflow as tf
 from absl import logging
 
 from internet_tf.config import Config
-from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset, load_datasets
+from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset
 from internet_tf.run_dir import latest_checkpoint, write_run
-from internet_tf.modeling.factory import build_model
 from internet_tf.training import distribute, optim
 from internet_tf.training.init_from import init_at_fresh_start, note_resume
-from internet_tf.training.progress import Phase, Progress
+from internet_tf.progress import Phase, Progress
 from internet_tf.training.checkpoint import TrainingCheckpoint
 from internet_tf.training.step import build_train_step
-
-
-def build_trainer(cfg: Config, model_dir: str, strategy: tf.distribute.Strategy | None = None,
-                  data: DatasetBundle | None = None) -> "Trainer":
-    """Loads the datasets (unless given), builds the model (every variable; ``cfg.seed``
-    fixes the initialisation on every worker) and its optimizer in ``strategy``'s scope."""
-    data = data or load_datasets(cfg)
-    strategy = strategy or tf.distribute.get_strategy()
-    keras.utils.set_random_seed(cfg.seed)
-    with Phase(f"building the {cfg.model.backbone} detector ({data.num_classes} classes) and its optimizer"):
-        model, optimizer = optim.build_model_and_optimizer(cfg, data.num_classes, len(data.train), strategy)
-    return Trainer(cfg, model_dir, data, model, optimizer, strategy)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -47,11 +34,16 @@ class NonFiniteLossError(RuntimeError):
 
 class Trainer:
     """Owns checkpoints and summaries of one ``model_dir`` for ready-built data, model and
-    optimizer (``build_trainer`` builds them from a config)."""
+    optimizer (``assembly/train.py: build_trainer`` builds them from a config).
+    ``restore_model(model_cfg, num_classes, checkpoint) -> detector`` is handed to the
+    methods' ``start_fresh`` when the run starts without a checkpoint, for a method that
+    starts from another run's detector (LabelEnc step 2); the assembly, above training,
+    provides it."""
 
     def __init__(self, cfg: Config, model_dir: str, data: DatasetBundle, model, optimizer,
-                 strategy: tf.distribute.Strategy | None = None):
+                 strategy: tf.distribute.Strategy | None = None, restore_model=None):
         self.cfg, self.model_dir, self.data = cfg, model_dir, data
+        self.restore_model = restore_model
         self.model, self.optimizer = model, optimizer
         self.strategy = strategy or tf.distribute.get_strategy()
         os.makedirs(model_dir, exist_ok=True)
@@ -83,9 +75,9 @@ class Trainer:
             logging.info("Restored %s (step %d)", latest, self.step)
             note_resume(self.cfg, latest)
         else:
-            init_at_fresh_start(self.model, self.cfg, self.model_dir, build_model, self.is_chief)
+            init_at_fresh_start(self.model, self.cfg, self.model_dir, self.restore_model, self.is_chief)
             for method in self.model.methods:
-                method.start_fresh(self.model)
+                method.start_fresh(self.model, self.restore_model)
         return self.step
 
     # -- the loop ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import tiny
 from PIL import Image
 
 from internet_tf.evaluation.feature_norms import channel_norm, row_image
-from internet_tf.training.trainer import build_trainer
+from internet_tf.assembly.train import build_trainer
 
 pytestmark = pytest.mark.cost(18)  # seconds in make test (tests/conftest.py schedules by it)
 

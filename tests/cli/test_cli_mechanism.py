@@ -9,7 +9,7 @@ import sys
 import pytest
 import tiny
 
-from internet_tf.training.trainer import build_trainer
+from internet_tf.assembly.train import build_trainer
 
 pytestmark = pytest.mark.cost(29)  # seconds in make test (tests/conftest.py schedules by it)
 

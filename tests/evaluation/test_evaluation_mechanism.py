@@ -11,7 +11,7 @@ from PIL import Image
 
 from internet_tf.evaluation.mechanism import (extract_features, feature_separation, size_masks,
                                               tsne_plot)
-from internet_tf.modeling.factory import build_model
+from internet_tf.assembly.factory import build_model
 
 pytestmark = pytest.mark.cost(10)  # seconds in make test (tests/conftest.py schedules by it)
 

@@ -14,7 +14,7 @@ from internet_tf.data.datasets import load_datasets
 from internet_tf.evaluation.coco_eval import METRIC_KEYS
 from internet_tf.evaluation.runner import dataset_kind, evaluate_model, metrics_text
 from internet_tf.evaluation.voc_eval import RESULTS_DIR
-from internet_tf.modeling.factory import build_model
+from internet_tf.assembly.factory import build_model
 
 pytestmark = pytest.mark.cost(10)  # seconds in make test (tests/conftest.py schedules by it)
 

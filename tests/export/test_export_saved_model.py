@@ -14,7 +14,7 @@ from PIL import Image
 
 from internet_tf.data.pipeline import resize_and_pad
 from internet_tf.export.saved_model import export
-from internet_tf.modeling.factory import build_model
+from internet_tf.assembly.factory import build_model
 
 pytestmark = pytest.mark.cost(36)  # seconds in make test (tests/conftest.py schedules by it)
 

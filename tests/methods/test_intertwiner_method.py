@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tiny
 
-from internet_tf.modeling.factory import build_model
+from internet_tf.assembly.factory import build_model
 from internet_tf.methods.intertwiner.method import Intertwiner
 
 pytestmark = pytest.mark.cost(33)  # seconds in make test (tests/conftest.py schedules by it)
@@ -94,7 +94,7 @@ def test_inference_uses_make_up_and_critic_but_not_training_parts():
     out = model.train_outputs(b, training=False)
 
     def head():
-        return model.predictor_features(b["images"], out["rois"]).numpy()
+        return model.predictor_features(b["images"], out.rois).numpy()
 
     before = head()
     # Setting the critic's last BN to a constant output changes the merged feature (linear
@@ -118,9 +118,9 @@ def test_separate_merge_keeps_head_feature_at_inference():
     model = tiny_model("model.intertwiner.merge=separate")
     b = batch()
     out = model.train_outputs(b)
-    assert "critic_features" not in out  # nothing in the head path reads the critic
-    _, _, feats, context = model.head_path(out["pyramid"], out["rois"])
-    assert context == {} and feats.shape[-1] == 16
+    assert out.side(model.intertwiner) is None  # nothing in the head path reads the critic
+    _, _, feats, sides = model.head_path(out.pyramid, out.rois)
+    assert sides == {"intertwiner": None} and feats.shape[-1] == 16
 
 
 def test_separate_merge_runs_the_critic_on_the_foreground_rois_only():
@@ -133,12 +133,12 @@ def test_separate_merge_runs_the_critic_on_the_foreground_rois_only():
     model = tiny_model("model.intertwiner.merge=separate")
     it = model.intertwiner
     out = model.train_outputs(batch(), training=False)
-    classes, levels = out["roi_classes"], out["roi_levels"]
+    classes, levels = out.roi_classes, out.roi_levels
     fg = classes.numpy() > 0
     assert 0 < fg.sum() < fg.size  # the batch has both foreground and background RoIs
     critic = it._small_set_critic(out, training=False).numpy()
     assert np.all(critic[~fg] == 0.0)
-    by_hand = it.critic(tf.boolean_mask(out["roi_features"], fg), training=False).numpy()
+    by_hand = it.critic(tf.boolean_mask(out.roi_features, fg), training=False).numpy()
     np.testing.assert_allclose(critic[fg], by_hand, rtol=1e-5, atol=1e-6)
     # ... and that is what every level's loss term reads.
     reps = tf.random.uniform([it.buffer.num_classes + 1, it.critic.dim])

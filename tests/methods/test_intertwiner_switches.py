@@ -46,11 +46,11 @@ def test_makeup_placement_selects_where_the_conv_runs(placement):
     assert isinstance(it.make_up, MakeUpMap if placement == "map" else MakeUp)
     b = batch()
     out = model.train_outputs(b, training=False)
-    maps = it.head_maps(out["pyramid"])
+    maps = it.head_maps(out.pyramid)
     if placement == "map":  # the box head reads made-up maps, the RPN the raw ones
-        assert not np.allclose(maps[2].numpy(), out["pyramid"][2].numpy())
+        assert not np.allclose(maps[2].numpy(), out.pyramid[2].numpy())
     else:
-        assert maps is out["pyramid"]
+        assert maps is out.pyramid
     dets = model.inference(b["images"], b["image_info"])
     assert np.isfinite(dets["detection_scores"].numpy()).all()
 
@@ -92,16 +92,16 @@ def test_makeup_residual_reaches_the_model_and_is_checked():
     assert len(model.intertwiner.make_up.gates) == 4
     b = batch()
     out = model.train_outputs(b, training=False)
-    maps = model.intertwiner.head_maps(out["pyramid"])
-    np.testing.assert_allclose(maps[2].numpy(), out["pyramid"][2].numpy(), atol=1e-6)  # g = 0 at start
+    maps = model.intertwiner.head_maps(out.pyramid)
+    np.testing.assert_allclose(maps[2].numpy(), out.pyramid[2].numpy(), atol=1e-6)  # g = 0 at start
     with pytest.raises(Exception, match="makeup_residual"):
         MakeUpMap(4, residual="sum")
 
 
 def _predictor_input_by_hand(model, b, point):
     out = model.train_outputs(b, training=False)
-    _, feats, head, context = model.head_path(out["pyramid"], out["rois"], training=False)
-    critic = context["critic_features"]
+    _, feats, head, sides = model.head_path(out.pyramid, out.rois, training=False)
+    critic = sides["intertwiner"]
     box_head = model.box_head
     s, c = feats.shape[2], feats.shape[4]
     pooled = box_head.pool(tf.reshape(feats, [-1, s, s, c]))

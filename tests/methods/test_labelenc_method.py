@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 import tiny
 
-from internet_tf.methods.labelenc.method import LabelEnc, encoder_shape
-from internet_tf.modeling.factory import build_model
+from internet_tf.methods.labelenc.encoder import encoder_shape
+from internet_tf.methods.labelenc.method import LabelEnc
+from internet_tf.assembly.factory import build_model
 
 from test_intertwiner_method import batch
 
@@ -45,7 +46,7 @@ def _nonzero(grads, prefix):
 def test_step1_runs_the_detector_heads_on_h_of_y_and_h_learns_only_from_them():
     model = tiny_labelenc()
     le = _labelenc(model)
-    assert encoder_shape(model.cfg) == ((8, 8, 8, 8), 8, (8, 8, 8, 8))  # small backbone's widths
+    assert encoder_shape(model.cfg.backbone, model.cfg.small_resnet_widths) == ((8, 8, 8, 8), 8, (8, 8, 8, 8))  # small backbone's widths
     losses, metrics = model.train_losses(batch(), training=True)
     assert set(losses) == {"rpn_class", "rpn_box", "head_class", "head_box", "distill",
                            "labelenc_rpn_class", "labelenc_rpn_box", "labelenc_head_class",
@@ -128,3 +129,17 @@ def test_the_stem_on_the_present_classes_equals_the_full_stem():
     assert empty.numpy().tolist() == [0]  # never empty: an all-zero channel
     none = le.encoder(tf.zeros_like(y[..., :1]), classes=empty)
     np.testing.assert_allclose(none[2].numpy(), le.encoder(tf.zeros_like(y))[2].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_only_step1_asks_the_detector_for_a_second_pass_on_the_teacher_pyramid():
+    """The second pass of the detector's RPN and box head (``Detector.train_losses``) runs on
+    step 1's ``label_pyramid``, FPN_h(h(y)); step 2 asks for none."""
+    le = _labelenc(tiny_labelenc())
+    b = batch()
+    pyramid = le.label_pyramid(b, training=False)  # no augmentation: the clean label map
+    assert sorted(pyramid) == [2, 3, 4, 5, 6]
+    teacher = le.teacher(b, training=False)
+    for level in pyramid:
+        np.testing.assert_array_equal(pyramid[level].numpy(), teacher[level].numpy())
+    step2 = _labelenc(tiny_labelenc("model.labelenc.step=2", "model.labelenc.step1_dir=/x", build=False))
+    assert step2.label_pyramid(b, training=True) is None

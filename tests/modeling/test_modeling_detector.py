@@ -52,34 +52,34 @@ def _batch(seed=0):
 def test_train_outputs_structure(model, cfg):
     batch = _batch()
     out = model.train_outputs(batch, training=True)
-    pyr = out["pyramid"]
+    pyr = out.pyramid
     assert sorted(pyr) == [2, 3, 4, 5, 6]
     for l in (2, 3, 4, 5, 6):
         assert tuple(pyr[l].shape) == (B, S // 2 ** l, S // 2 ** l, C), l
     n_anchors = 3 * sum((S // 2 ** l) ** 2 for l in (2, 3, 4, 5, 6))
-    assert tuple(out["rpn_logits"].shape) == (B, n_anchors)
-    assert tuple(out["rpn_deltas"].shape) == (B, n_anchors, 4)
-    assert tuple(out["rois"].shape) == (B, R, 4)
-    assert tuple(out["roi_classes"].shape) == (B, R)
-    assert tuple(out["roi_levels"].shape) == (B, R)
-    assert tuple(out["roi_features"].shape) == (B, R, 14, 14, C)
-    assert tuple(out["head_features"].shape) == (B, R, FC)
-    assert tuple(out["class_logits"].shape) == (B, R, K + 1)
-    assert tuple(out["box_deltas"].shape) == (B, R, K, 4)
+    assert tuple(out.rpn_logits.shape) == (B, n_anchors)
+    assert tuple(out.rpn_deltas.shape) == (B, n_anchors, 4)
+    assert tuple(out.rois.shape) == (B, R, 4)
+    assert tuple(out.roi_classes.shape) == (B, R)
+    assert tuple(out.roi_levels.shape) == (B, R)
+    assert tuple(out.roi_features.shape) == (B, R, 14, 14, C)
+    assert tuple(out.head_features.shape) == (B, R, FC)
+    assert tuple(out.class_logits.shape) == (B, R, K + 1)
+    assert tuple(out.box_deltas.shape) == (B, R, K, 4)
 
-    levels = out["roi_levels"].numpy()
+    levels = out.roi_levels.numpy()
     assert levels.min() >= 2 and levels.max() <= 5
-    np.testing.assert_array_equal(levels, assign_levels(out["rois"], base=cfg.roi.level_base).numpy())  # Eq. 6
-    classes = out["roi_classes"].numpy()
+    np.testing.assert_array_equal(levels, assign_levels(out.rois, base=cfg.roi.level_base).numpy())  # Eq. 6
+    classes = out.roi_classes.numpy()
     assert set(np.unique(classes)) <= {-1, 0, 1, 2, 3}
     # Ground-truth boxes join the candidates, so each image has foreground of its own classes.
     assert {1, 3} <= set(classes[0].tolist()) and 2 not in set(classes[0].tolist())
     assert 2 in set(classes[1].tolist()) and not ({1, 3} & set(classes[1].tolist()))
     # RoI features are RoIAlign of each RoI on its own level of this pyramid.
-    ref = multilevel_roi_align(pyr, out["rois"], out["roi_levels"], output_size=14, sampling_ratio=2)
-    np.testing.assert_allclose(out["roi_features"].numpy(), ref.numpy(), atol=1e-5)
+    ref = multilevel_roi_align(pyr, out.rois, out.roi_levels, output_size=14, sampling_ratio=2)
+    np.testing.assert_allclose(out.roi_features.numpy(), ref.numpy(), atol=1e-5)
     # Image 1's valid region is 128 x 96: its non-gt RoIs (proposals) stay inside it.
-    rois1 = out["rois"].numpy()[1]
+    rois1 = out.rois.numpy()[1]
     assert rois1[:, 3].max() <= 110 + 1e-3  # gt box reaches x = 110; proposals <= 96
 
 

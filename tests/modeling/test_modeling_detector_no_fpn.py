@@ -9,7 +9,7 @@ import tiny
 
 from internet_tf.config import ConfigError
 from internet_tf.data.synthetic import synthetic_batch
-from internet_tf.modeling.factory import build_model
+from internet_tf.assembly.factory import build_model
 from internet_tf.modeling.fpn import LevelProjection
 from internet_tf.ops.anchors import feature_size
 from internet_tf.ops.levels import FPN_STRIDES, level_strides

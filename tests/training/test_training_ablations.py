@@ -37,7 +37,7 @@ import tiny
 
 from internet_tf.config import load_config
 from internet_tf.data.synthetic import synthetic_batch
-from internet_tf.training import optim
+from internet_tf.assembly.factory import build_model_and_optimizer
 from internet_tf.training.step import build_train_step
 
 pytestmark = pytest.mark.cost(143)  # seconds in make test (tests/conftest.py schedules by it)
@@ -144,7 +144,7 @@ def test_configs_compiled_elsewhere_are_the_tiny_configs_path():
 @pytest.mark.parametrize("name", TRAINED)
 def test_config_trains_two_steps_without_nan(name):
     cfg = _load(name)
-    model, optimizer = optim.build_model_and_optimizer(cfg, 3, 100)
+    model, optimizer = build_model_and_optimizer(cfg, 3, 100)
     compiled = _compiled(name)
     step = build_train_step(model, optimizer, cfg.train.clip_norm, compiled=compiled)
     batch = synthetic_batch(2, 128, 8, 3, boxes_per_image=4)

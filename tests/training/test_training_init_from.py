@@ -11,7 +11,7 @@ import tensorflow as tf
 import tiny
 
 from internet_tf.training.init_from import INIT_FILE, InitFromError, locate
-from internet_tf.training.trainer import build_trainer
+from internet_tf.assembly.train import build_trainer
 
 pytestmark = pytest.mark.cost(40)  # seconds in make test (tests/conftest.py schedules by it)
 LOW_LR = "train.learning_rate=0.002"

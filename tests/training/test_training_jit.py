@@ -1,4 +1,4 @@
-"""XLA switches (issue 11, training/jit.py): ``auto`` falls back with one log line where XLA
+"""XLA switches (issue 11, graph/jit.py): ``auto`` falls back with one log line where XLA
 cannot compile, ``true`` stops with an error naming the key, ``false`` never tries; the
 train step and the inference function take ``train.jit_compile`` / ``eval.jit_compile``."""
 import logging
@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from internet_tf.config import ConfigError
 from internet_tf.evaluation.runner import run_detector
-from internet_tf.training.jit import JitCompileError, first_line, jit_function
-from internet_tf.training.trainer import build_trainer
+from internet_tf.graph.jit import JitCompileError, first_line, jit_function
+from internet_tf.assembly.train import build_trainer
 
 pytestmark = pytest.mark.cost(17)  # seconds in make test (tests/conftest.py schedules by it)
 

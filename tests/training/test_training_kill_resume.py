@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from internet_tf.config import load_config
-from internet_tf.training.trainer import build_trainer
+from internet_tf.assembly.train import build_trainer
 from tiny_internet import CONFIG, OVERRIDES, embedded_data
 
 pytestmark = pytest.mark.cost(46)  # seconds in make test (tests/conftest.py schedules by it)

@@ -9,7 +9,8 @@ import tensorflow as tf
 import tiny
 
 from internet_tf.methods.labelenc.step1 import Step1Error
-from internet_tf.training.trainer import build_trainer
+from internet_tf.assembly.factory import restore_model
+from internet_tf.assembly.train import build_trainer
 
 pytestmark = pytest.mark.cost(81)  # seconds in make test (tests/conftest.py schedules by it)
 
@@ -56,7 +57,6 @@ def _step1_eagerly(model_dir, data_root, *overrides):
 
 def _restore_step1(step1_dir):
     from internet_tf.config import load_config
-    from internet_tf.modeling.factory import restore_model
 
     cfg = load_config(os.path.join(step1_dir, "config.yaml"))
     return restore_model(cfg.model, 4, tf.train.latest_checkpoint(os.path.join(step1_dir, "checkpoints")))
@@ -176,5 +176,5 @@ def test_step2_refuses_a_mismatched_step1_dir(tiny_config, step1_dir, tmp_path, 
     expected = {"not_labelenc": "was not trained as LabelEnc step 1", "fpn_width": "FPN width 16",
                 "classes": "trained with 4 classes, this run has 5", "no_checkpoint": "has no checkpoint"}
     with pytest.raises(Step1Error, match=expected[problem]) as err:
-        load_step1(cfg.model, 5 if problem == "classes" else 4)
+        load_step1(cfg.model, 5 if problem == "classes" else 4, restore_model)
     assert source in str(err.value)

@@ -15,12 +15,13 @@ import tiny
 from internet_tf.config import ConfigError
 from internet_tf.data.synthetic import synthetic_batch
 from internet_tf.export import saved_model
-from internet_tf.export.saved_model import export_checkpoint
+from internet_tf.graph import policy
+from internet_tf.assembly.export import export_checkpoint
 from internet_tf.training import precision
 from internet_tf.training.checkpoint import has_loss_scale
 from internet_tf.training.optim import SGD
 from internet_tf.training.step import build_train_step
-from internet_tf.training.trainer import build_trainer
+from internet_tf.assembly.train import build_trainer
 
 pytestmark = pytest.mark.cost(35)  # seconds in make test (tests/conftest.py schedules by it)
 
@@ -61,11 +62,11 @@ def _check_mixed(trainer, compute_dtype):
 
 def test_policy_scope_and_loss_scale_rule():
     with pytest.raises(RuntimeError):
-        with precision.policy_scope("bfloat16") as name:
+        with policy.policy_scope("bfloat16") as name:
             assert name == keras.config.dtype_policy().name == "mixed_bfloat16"
             raise RuntimeError("restored on error too")
     with pytest.raises(ConfigError, match="train.mixed_precision"):
-        precision.policy_name("half")
+        policy.policy_name("half")
     assert precision.wrap_optimizer(SGD(0.1), "bfloat16").__class__ is SGD
 
     # Keras' dynamic rule, here every 2 finite steps: x2; an overflow halves and counts a step.

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 import tiny
 
-from internet_tf.training.trainer import NonFiniteLossError, build_trainer
+from internet_tf.assembly.train import build_trainer
+from internet_tf.training.trainer import NonFiniteLossError
 
 pytestmark = pytest.mark.cost(53)  # seconds in make test (tests/conftest.py schedules by it)
 

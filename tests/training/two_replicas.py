@@ -44,7 +44,7 @@ from internet_tf.config import load_config  # noqa: E402
 from internet_tf.data.synthetic import synthetic_batch  # noqa: E402
 from internet_tf.methods.intertwiner.class_buffer import ClassBuffer  # noqa: E402
 from internet_tf.methods.labelenc.distill import distillation_loss  # noqa: E402
-from internet_tf.training.optim import build_model_and_optimizer  # noqa: E402
+from internet_tf.assembly.factory import build_model_and_optimizer  # noqa: E402
 from internet_tf.training.step import build_train_step  # noqa: E402
 
 from tiny_internet import CONFIG, OVERRIDES as TINY, SIZE  # noqa: E402

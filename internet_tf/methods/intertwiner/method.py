@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from internet_tf.config import ModelConfig
+from internet_tf.config import IntertwinerConfig, ModelConfig
 from internet_tf.methods.base import TrainingMethod
 from internet_tf.methods.intertwiner.class_buffer import ClassBuffer
 from internet_tf.methods.intertwiner.critic import Critic
@@ -23,69 +23,83 @@ from internet_tf.methods.intertwiner.make_up import MakeUp, MakeUpMap
 from internet_tf.methods.intertwiner.merge import merge
 from internet_tf.methods.intertwiner.ot import OTModule
 from internet_tf.methods.intertwiner.sets import RELIABLE_LEVELS, small_large_masks
-from internet_tf.modeling.backbone import backbone_strides
 from internet_tf.ops.levels import ROI_LEVELS
 from internet_tf.ops.replica import global_all_gather, global_sum
 from internet_tf.ops.roi_align import crop_level, roi_align_flat
 
 
 class Intertwiner(TrainingMethod):
-    def __init__(self, cfg: ModelConfig, num_classes: int, name: str = "intertwiner", **kwargs):
+    """``settings``: the method's own switches (make-up, critic, merge, loss, reliable
+    source, OT, class buffer); ``channels``: the detector's FPN width; ``fc_dim``: its box
+    head's feature width; ``roi_output_size``, ``sampling_ratio``: its RoIAlign's, which the
+    reliable sets' crops repeat. The levels' strides come with the training outputs."""
+
+    def __init__(self, settings: IntertwinerConfig, num_classes: int, *, channels: int, fc_dim: int,
+                 roi_output_size: int, sampling_ratio: int, name: str = "intertwiner", **kwargs):
         super().__init__(name=name, **kwargs)
-        it = self.it = cfg.intertwiner
-        self.roi_cfg = cfg.roi
-        self.strides = backbone_strides(cfg.backbone)  # {level: stride} (VGG-16: 16-128, not 2**l)
-        self.on_map = it.makeup_placement == "map"
+        self.settings = settings
+        self.roi_output_size, self.sampling_ratio = int(roi_output_size), int(sampling_ratio)
+        self.on_map = settings.makeup_placement == "map"
         make_up = MakeUpMap if self.on_map else MakeUp
-        self.make_up = make_up(cfg.fpn_channels, shared=it.makeup_shared, kernel_size=it.makeup_kernel,
-                               residual=it.makeup_residual)
-        self.critic = Critic(it.critic_hidden, cfg.head.fc_dim, extra_conv=it.critic_extra_conv)
-        b = it.buffer
-        self.buffer = ClassBuffer(num_classes, cfg.head.fc_dim, mode=b.mode, decay=b.decay,
-                                  window=b.window, num_buffers=3 if b.per_level else 1, detach=b.detach)
+        self.make_up = make_up(channels, shared=settings.makeup_shared, kernel_size=settings.makeup_kernel,
+                               residual=settings.makeup_residual)
+        self.critic = Critic(settings.critic_hidden, fc_dim, extra_conv=settings.critic_extra_conv)
+        buffer = settings.buffer
+        self.buffer = ClassBuffer(num_classes, fc_dim, mode=buffer.mode, decay=buffer.decay,
+                                  window=buffer.window, num_buffers=3 if buffer.per_level else 1,
+                                  detach=buffer.detach)
         self.ot = None
-        if it.reliable_source in ("bilinear", "generator"):
-            o = it.ot
-            self.ot = OTModule(levels=RELIABLE_LEVELS, channels=cfg.fpn_channels,
-                               source=it.reliable_source, kind=it.alignment, epsilon=o.epsilon,
-                               num_iters=o.iterations, log_domain=o.log_domain,
-                               detach_plan=o.detach_plan, pool_size=o.pool_size, input_level=o.input_level,
-                               generator_kernel=o.generator_kernel, into_pyramid=it.alignment_into_pyramid)
+        if settings.reliable_source in ("bilinear", "generator"):
+            ot = settings.ot
+            self.ot = OTModule(levels=RELIABLE_LEVELS, channels=channels,
+                               source=settings.reliable_source, kind=settings.alignment, epsilon=ot.epsilon,
+                               num_iters=ot.iterations, log_domain=ot.log_domain,
+                               detach_plan=ot.detach_plan, pool_size=ot.pool_size, input_level=ot.input_level,
+                               generator_kernel=ot.generator_kernel, into_pyramid=settings.alignment_into_pyramid)
+
+    @classmethod
+    def from_model_config(cls, cfg: ModelConfig, num_classes: int) -> "Intertwiner":
+        """The intertwiner of ``cfg.intertwiner`` for the detector ``cfg`` describes."""
+        return cls(cfg.intertwiner, num_classes, channels=cfg.fpn_channels, fc_dim=cfg.head.fc_dim,
+                   roi_output_size=cfg.roi.output_size, sampling_ratio=cfg.roi.sampling_ratio)
 
     # -- detector path (training and inference) ------------------------------------------
     def head_maps(self, pyramid, training=False):
         return self.make_up(pyramid, training=training) if self.on_map else pyramid
 
     def transform_rois(self, roi_features, levels, training=False):
+        """-> (made-up RoI features, the critic's features of them [B, R, D] as the side;
+        None with ``merge: separate``, where the critic only serves the loss and ``losses``
+        runs it on the foreground)."""
         made = roi_features if self.on_map else self.make_up(roi_features, levels, training=training)
-        if self.it.merge == "separate":
-            return made, {}  # the critic only serves the loss: ``losses`` runs it on the foreground
-        return made, {"critic_features": self.critic.on_rois(made, training=training)}
+        if self.settings.merge == "separate":
+            return made, None
+        return made, self.critic.on_rois(made, training=training)
 
-    def merge(self, point, features, context):
-        if point != self.it.merge_point or "critic_features" not in context:
+    def merge(self, point, features, critic_features):
+        if point != self.settings.merge_point or critic_features is None:
             return features
-        return merge(features, context["critic_features"], self.it.merge)
+        return merge(features, critic_features, self.settings.merge)
 
     def inference_layers(self):
-        return [self.make_up] + ([] if self.it.merge == "separate" else [self.critic])
+        return [self.make_up] + ([] if self.settings.merge == "separate" else [self.critic])
 
     # -- training-only terms -------------------------------------------------------------
-    def _reliable_features(self, out, level, large, upsampled, training):
+    def _reliable_features(self, outputs, level, large, upsampled, training):
         """Critic features and labels of level ``level``'s large set (Table 1 source)."""
         idx = tf.cast(tf.where(large), tf.int32)
-        labels = tf.gather_nd(out["roi_classes"], idx)
-        boxes = tf.gather_nd(out["rois"], idx)
-        source, roi = self.it.reliable_source, self.roi_cfg
+        labels = tf.gather_nd(outputs.roi_classes, idx)
+        boxes = tf.gather_nd(outputs.rois, idx)
+        source, strides = self.settings.reliable_source, outputs.strides
         if source == "p_m":  # (b): RoIAlign on each RoI's own level of the detector's pyramid
-            crops = roi_align_flat(out["pyramid"], boxes, idx[:, 0], tf.gather_nd(out["roi_levels"], idx),
-                                   output_size=roi.output_size, sampling_ratio=roi.sampling_ratio,
-                                   strides=self.strides)
+            crops = roi_align_flat(outputs.pyramid, boxes, idx[:, 0], tf.gather_nd(outputs.roi_levels, idx),
+                                   output_size=self.roi_output_size, sampling_ratio=self.sampling_ratio,
+                                   strides=strides)
         else:
-            feature = out["pyramid"][level] if source == "p_l" else upsampled[level]
-            crops = crop_level(feature, boxes, idx[:, 0], self.strides[level], roi.output_size,
-                               roi.sampling_ratio)
-        feats = self.critic(crops, training=training, update_statistics=self.it.reliable_bn_update)
+            feature = outputs.pyramid[level] if source == "p_l" else upsampled[level]
+            crops = crop_level(feature, boxes, idx[:, 0], strides[level], self.roi_output_size,
+                               self.sampling_ratio)
+        feats = self.critic(crops, training=training, update_statistics=self.settings.reliable_bn_update)
         return feats, labels
 
     def _update_buffer(self, feats, labels, buffer_index):
@@ -96,35 +110,36 @@ class Intertwiner(TrainingMethod):
         sums, counts = global_sum(list(self.buffer.batch_statistics(feats, labels)))
         return self.buffer.apply_statistics(sums, counts, buffer_index)
 
-    def _small_set_critic(self, out, training):
+    def _small_set_critic(self, outputs, training):
         """Critic features [B, R, D] of the RoIs the intertwiner loss reads. With a merge they
         are the head's own (every RoI); with ``merge: separate`` nothing else reads them, so the
         critic runs on the foreground RoIs only — the union of every level's small set (Eq. 7)
         — and the other rows stay zero (no loss term reads them)."""
-        if "critic_features" in out:
-            return out["critic_features"]
-        idx = tf.where(out["roi_classes"] > 0)
-        feats = self.critic(tf.gather_nd(out["roi_features"], idx), training=training)
-        shape = tf.concat([tf.shape(out["roi_classes"], out_type=tf.int64), [self.critic.dim]], 0)
+        critic_features = outputs.side(self)
+        if critic_features is not None:
+            return critic_features
+        idx = tf.where(outputs.roi_classes > 0)
+        feats = self.critic(tf.gather_nd(outputs.roi_features, idx), training=training)
+        shape = tf.concat([tf.shape(outputs.roi_classes, out_type=tf.int64), [self.critic.dim]], 0)
         return tf.scatter_nd(idx, feats, shape)
 
     def ramp(self, step):
         """Warm-up factor of the extra losses: min(1, step / warmup_steps); 1 without warm-up."""
-        if step is None or self.it.warmup_steps <= 0:
+        if step is None or self.settings.warmup_steps <= 0:
             return tf.constant(1.0)
-        return tf.minimum(1.0, tf.cast(step, tf.float32) / float(self.it.warmup_steps))
+        return tf.minimum(1.0, tf.cast(step, tf.float32) / float(self.settings.warmup_steps))
 
-    def losses(self, out, batch, step=None, training=True, detector=None):
-        it = self.it
-        classes, levels = out["roi_classes"], out["roi_levels"]
-        masks = {l: small_large_masks(classes, levels, l, split=it.split, rois=out["rois"],
-                                      roi_output_size=self.roi_cfg.output_size, strides=self.strides)
+    def losses(self, outputs, batch, step=None, training=True, second=None):
+        settings = self.settings
+        classes, levels = outputs.roi_classes, outputs.roi_levels
+        masks = {l: small_large_masks(classes, levels, l, split=settings.split, rois=outputs.rois,
+                                      roi_output_size=self.roi_output_size, strides=outputs.strides)
                  for l in ROI_LEVELS}
-        upsampled = self.ot.upsampled(out["pyramid"], training=training) if self.ot is not None else {}
-        reliable = {l: self._reliable_features(out, l, masks[l][1], upsampled, training)
+        upsampled = self.ot.upsampled(outputs.pyramid, training=training) if self.ot is not None else {}
+        reliable = {l: self._reliable_features(outputs, l, masks[l][1], upsampled, training)
                     for l in RELIABLE_LEVELS}
         # The buffer takes the current batch before the loss (Li et al. 2019, Sec. 3.1–3.2).
-        if it.buffer.per_level:
+        if settings.buffer.per_level:
             entries = {l: self._update_buffer(*reliable[l], buffer_index=l - 2) for l in RELIABLE_LEVELS}
             entries[5] = entries[2]  # the last level reads level 2's buffer (paper footnote 3)
         else:
@@ -135,19 +150,19 @@ class Intertwiner(TrainingMethod):
         ramp = self.ramp(step)
         metrics = {}
         inter = []
-        critic_small = self._small_set_critic(out, training)
+        critic_small = self._small_set_critic(outputs, training)
         for l in ROI_LEVELS:
             reps, valid = entries[l]
-            term = level_loss(critic_small, classes, masks[l][0], reps, valid, it.loss)
+            term = level_loss(critic_small, classes, masks[l][0], reps, valid, settings.loss)
             metrics[f"intertwiner_level{l}"] = term
             inter.append(term)
-        losses = {"intertwiner": ramp * it.loss_weight * tf.add_n(inter)}
-        if self.ot is not None and it.alignment != "none":
-            w = self.ot.alignment(out["pyramid"], upsampled, training=training)
+        losses = {"intertwiner": ramp * settings.loss_weight * tf.add_n(inter)}
+        if self.ot is not None and settings.alignment != "none":
+            w = self.ot.alignment(outputs.pyramid, upsampled, training=training)
             for l, value in w.items():
                 metrics[f"alignment_level{l}"] = value
-            losses["alignment"] = ramp * it.alignment_weight * tf.add_n(list(w.values()))
-        if it.warmup_steps > 0:
+            losses["alignment"] = ramp * settings.alignment_weight * tf.add_n(list(w.values()))
+        if settings.warmup_steps > 0:
             metrics["extra_loss_ramp"] = ramp
         metrics["buffer_coverage"] = tf.cast(self.buffer.coverage(0), tf.float32)
         metrics["buffer_mean_norm"] = self.buffer.mean_norm(0)

@@ -38,6 +38,19 @@ WIDTHS = (64, 128, 256, 512)     # Table 1: bottleneck widths of stages 2–5
 BLOCKS = (1, 2, 2, 1)            # Table 1: blocks per stage
 EXPANSION = 4                    # block output = 4 × width (256/512/1024/2048)
 STEM_CHANNELS = 128              # Table 1: stage 1 outputs 128 channels
+MIN_WIDTH = 8  # TF's CPU (oneDNN) convs corrupt memory on 2-channel backward passes
+
+
+def encoder_shape(backbone: str, small_resnet_widths=()):
+    """(bottleneck widths, stem channels, C2–C5 channels) of h for the detector's
+    ``backbone``, so that h's outputs have the channels of the backbone's and its FPN the
+    detector FPN's shapes: Table 1 for the ResNets; for the small CPU ResNet (ours) its stage
+    widths ``small_resnet_widths`` as outputs, a quarter of them (at least 8) as bottleneck
+    widths, and its stem width."""
+    if backbone == "small_resnet":
+        outputs = tuple(int(w) for w in small_resnet_widths)
+        return tuple(max(MIN_WIDTH, w // EXPANSION) for w in outputs), outputs[0], outputs
+    return WIDTHS, STEM_CHANNELS, tuple(EXPANSION * w for w in WIDTHS)
 
 
 def _conv(filters: int, kernel: int, stride: int, name: str, use_bias: bool = True):

@@ -5,11 +5,14 @@ configured (ImageNet or from scratch) or, with ``step2_backbone: step1``, is ste
 
 ``load_step1`` checks step 1's ``--model_dir`` and fails with a message naming the problem
 (missing folder, config or checkpoint; not a LabelEnc step-1 run; another class count, FPN
-width or label-encoder shape) before anything trains.
+width or label-encoder shape) before anything trains. Step 1's detector is rebuilt by the ``restore_model`` the caller
+hands in (``assembly/factory.py``: the assembly sits above the methods it composes).
 """
 from __future__ import annotations
 
 from internet_tf.config import ModelConfig
+from internet_tf.methods.labelenc.encoder import encoder_shape
+from internet_tf.run_dir import RunDirError, read_run
 
 
 class Step1Error(ValueError):
@@ -20,12 +23,16 @@ def _problem(step1_dir: str, what: str):
     return Step1Error(f"LabelEnc step 2: 'model.labelenc.step1_dir' = {step1_dir!r} {what}")
 
 
-def load_step1(cfg: ModelConfig, num_classes: int):
-    """Step 1's detector (every variable built, weights restored from its latest checkpoint)."""
-    from internet_tf.methods.labelenc.method import encoder_shape
-    from internet_tf.modeling.factory import restore_model
-    from internet_tf.run_dir import RunDirError, read_run
+def _encoder_shape(cfg: ModelConfig):
+    return encoder_shape(cfg.backbone, cfg.small_resnet_widths)
 
+
+def load_step1(cfg: ModelConfig, num_classes: int, restore_model):
+    """Step 1's detector (every variable built, weights restored from its latest checkpoint
+    by ``restore_model(model_cfg, num_classes, checkpoint)``)."""
+    if restore_model is None:
+        raise Step1Error("LabelEnc step 2 starts from step 1's detector: the trainer was given "
+                         "no restore_model to rebuild it (build it with assembly.train.build_trainer)")
     step1_dir = cfg.labelenc.step1_dir
     try:
         run = read_run(step1_dir)
@@ -42,9 +49,9 @@ def load_step1(cfg: ModelConfig, num_classes: int):
     if step1_cfg.fpn_channels != cfg.fpn_channels:
         raise _problem(step1_dir, f"has FPN width {step1_cfg.fpn_channels}, this run "
                                   f"model.fpn_channels={cfg.fpn_channels}")
-    if encoder_shape(step1_cfg) != encoder_shape(cfg):
-        raise _problem(step1_dir, f"has a label encoder of shape {encoder_shape(step1_cfg)} "
-                                  f"(backbone {step1_cfg.backbone}), this run needs {encoder_shape(cfg)}")
+    if _encoder_shape(step1_cfg) != _encoder_shape(cfg):
+        raise _problem(step1_dir, f"has a label encoder of shape {_encoder_shape(step1_cfg)} "
+                                  f"(backbone {step1_cfg.backbone}), this run needs {_encoder_shape(cfg)}")
     if step1_cfg.image_size != cfg.image_size:
         raise _problem(step1_dir, f"has image_size {step1_cfg.image_size}, this run {cfg.image_size}")
     return restore_model(step1_cfg, num_classes, run.checkpoint)
@@ -59,11 +66,11 @@ def copy_weights(source, target):
         b.assign(a)
 
 
-def initialise_from_step1(detector, labelenc, cfg: ModelConfig):
+def initialise_from_step1(detector, labelenc, cfg: ModelConfig, restore_model):
     """Step 2's start: h + FPN_h, the detector FPN (from FPN_h), RPN and box heads from step 1
     — with the head-path layers of every other method step 1 also ran (the intertwiner's
     make-up and merged critic) — and, with ``step2_backbone: step1``, step 1's backbone."""
-    step1 = load_step1(cfg, detector.num_classes)
+    step1 = load_step1(cfg, detector.num_classes, restore_model)
     step1_enc = step1.labelenc.encoder
     copy_weights(step1_enc, labelenc.encoder)
     copy_weights(step1_enc.fpn, detector.fpn)

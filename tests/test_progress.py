@@ -1,11 +1,11 @@
-"""training/progress.py: plain lines when the stream is not a terminal, Keras' Progbar when it
+"""progress.py: plain lines when the stream is not a terminal, Keras' Progbar when it
 is; the line format, images/s and ETA arithmetic; the evaluation's image counts; phases."""
 import io
 import time
 
 import pytest
 
-from internet_tf.training.progress import Phase, Progress, format_duration, format_number
+from internet_tf.progress import Phase, Progress, format_duration, format_number
 
 
 class FakeClock:
