@@ -128,7 +128,7 @@ def test_missing_path_and_foreign_checkpoints_are_errors_naming_key_and_path(sou
 
 def test_a_fine_tuned_run_exports_a_savedmodel_that_detects(source, tiny_config, tmp_path):
     from internet_tf.data.pipeline import resize_and_pad
-    from internet_tf.export.saved_model import export_checkpoint
+    from internet_tf.assembly.export import export_checkpoint
 
     src_dir, src = source
     model_dir = str(tmp_path / "tuned")
