@@ -16,6 +16,7 @@ from internet_tf.config import ConfigError
 from internet_tf.data.synthetic import synthetic_batch
 from internet_tf.export import saved_model
 from internet_tf.graph import policy
+from internet_tf.assembly import export as assembly_export
 from internet_tf.assembly.export import export_checkpoint
 from internet_tf.training import precision
 from internet_tf.training.checkpoint import has_loss_scale
@@ -99,7 +100,7 @@ def test_bfloat16_run_exports_float32_and_resumes_under_float16(tiny_config, tmp
     # The export is built under the float32 policy: it computes in float32, and its
     # signature's outputs are float32 (the SavedModel writing itself is tests/export's).
     handed = {}
-    monkeypatch.setattr(saved_model, "export", lambda model, *args: handed.setdefault("model", model))
+    monkeypatch.setattr(assembly_export, "export", lambda model, *args: handed.setdefault("model", model))
     export_checkpoint(bf16_cfg, run, str(tmp_path / "export"))
     exported = handed["model"]
     assert exported.backbone.compute_dtype == exported.box_head.compute_dtype == "float32"
