@@ -9,15 +9,13 @@ under ``--gain`` AP points. Reads the ``study.json`` that ``benchmarks/study.py`
 from __future__ import annotations
 
 import json
-import math
 import os
-import statistics
 import sys
 
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from study_report import save_png  # noqa: E402
+from study_report import aggregate, save_png  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -29,15 +27,9 @@ KEYS = ("AP", "AP50", "APs", "APm", "APl")
 def curve(study: dict, keys=KEYS) -> list:
     """``study.json`` -> one row per variant with a single step budget, sorted by steps:
     ``{"variant", "steps", "n", "mean": {key}, "std": {key}, "values": {key: [...]}}`` in points."""
-    rows = []
-    for name, variant in study["variants"].items():
-        if len(variant.get("steps", [])) != 1:
-            continue
-        done = [r["metrics"] for r in variant["runs"] if r.get("metrics")]
-        values = {k: [100 * m[k] for m in done if m.get(k, -1) >= 0] for k in keys}
-        rows.append({"variant": name, "steps": variant["steps"][0], "n": len(done), "values": values,
-                     "mean": {k: statistics.mean(v) if v else math.nan for k, v in values.items()},
-                     "std": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()}})
+    single = {n: v for n, v in study["variants"].items() if len(v.get("steps", [])) == 1}
+    summary = aggregate({n: v["runs"] for n, v in single.items()}, keys)
+    rows = [{"variant": n, "steps": single[n]["steps"][0], **s} for n, s in summary.items()]
     return sorted(rows, key=lambda r: r["steps"])
 
 

@@ -13,9 +13,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from study_report import save_png  # noqa: E402
-
-KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+from study_report import KEYS, save_png  # noqa: E402
 
 
 def t_interval(values, level: float = 0.95) -> tuple:

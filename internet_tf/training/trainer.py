@@ -23,7 +23,7 @@ from internet_tf.data.datasets import DatasetBundle, distributed_train_dataset
 from internet_tf.run_dir import latest_checkpoint, write_run
 from internet_tf.training import distribute, optim
 from internet_tf.training.init_from import init_at_fresh_start, note_resume
-from internet_tf.progress import Phase, Progress
+from internet_tf.progress import Progress
 from internet_tf.training.checkpoint import TrainingCheckpoint
 from internet_tf.training.step import build_train_step
 

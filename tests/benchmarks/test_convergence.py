@@ -17,7 +17,7 @@ spec.loader.exec_module(convergence)
 def variant(steps, aps):
     return {"steps": [steps], "runs": [{"seed": i, "metrics": {"AP": a, "AP50": 0.9, "APs": a - 0.1, "APm": a,
                                                                "APl": -1.0}} for i, a in enumerate(aps)]
-            + [{"seed": 9, "metrics": None}]}
+            + [{"seed": 9, "status": "failed", "metrics": None}]}
 
 
 STUDY = {"command": "cmd", "seeds": [0, 1], "variants": {
