@@ -25,7 +25,11 @@ also after ``seconds`` without one)::
 
 :class:`Phase` reports a stretch of work that has no steps of its own (reading a dataset's
 json, COCOeval's matching): one line when it ends, with its time, and a ``still running``
-line every ``seconds`` while it lasts, so nothing is silent for long.
+line every ``seconds`` while it lasts, so nothing is silent for long. A phase opened with
+``when_silent=True`` is a guard around work that reports itself (the evaluation around its
+image counts and COCOeval's phases): its ``still running`` line comes only after ``seconds``
+without a line from any :class:`Progress` or :class:`Phase`, so whatever in between has no
+line of its own is still not silent.
 """
 from __future__ import annotations
 
@@ -34,6 +38,14 @@ import sys
 import threading
 import time
 from typing import Callable, Optional, TextIO
+
+
+# When any Progress or Phase last wrote a line (time.monotonic), for ``Phase(when_silent=True)``.
+_last_line = [time.monotonic()]
+
+
+def _written() -> None:
+    _last_line[0] = time.monotonic()
 
 
 def format_duration(seconds: float) -> str:
@@ -161,6 +173,7 @@ class Progress:
             return None
         self.stream.write(line + "\n")
         self.stream.flush()
+        _written()
         self._t_line, self._line_step = now, step
         return line
 
@@ -173,14 +186,16 @@ class Phase:
     name is ``phase.result`` (set inside the block); while the block runs, every ``seconds``
     a line ``index train: image headers  still running 20s (40000 done)`` (the count only
     with ``count``). Nothing is written at the end when the block raises or ``report`` is
-    False (another line reports it). Lines are flushed at once.
+    False (another line reports it). Lines are flushed at once. With ``when_silent`` the
+    ``still running`` line waits for ``seconds`` without any line from a Progress or Phase.
     """
 
     def __init__(self, name: str, *, stream: Optional[TextIO] = None, seconds: Optional[float] = 10.0,
                  count: Optional[Callable[[], int]] = None,
-                 clock: Callable[[], float] = time.perf_counter, report: bool = True):
+                 clock: Callable[[], float] = time.perf_counter, report: bool = True,
+                 when_silent: bool = False):
         self.name, self.seconds, self.count, self.clock = name, seconds, count, clock
-        self.report = report
+        self.report, self.when_silent = report, when_silent
         self.stream = sys.stdout if stream is None else stream
         self.result = ""
         self.elapsed = 0.0
@@ -192,9 +207,17 @@ class Phase:
         with self._lock:
             self.stream.write(f"{self.name}  {text}\n")
             self.stream.flush()
+            _written()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.seconds):
+        wait = self.seconds
+        while not self._stop.wait(wait):
+            if self.when_silent:
+                quiet = time.monotonic() - _last_line[0]
+                if quiet < self.seconds:  # another line came: wait until seconds after it
+                    wait = self.seconds - quiet
+                    continue
+                wait = self.seconds
             done = f" ({self.count()} done)" if self.count is not None else ""
             self.write(f"still running {format_duration(self.clock() - self._t0)}{done}")
 

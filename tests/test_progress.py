@@ -138,3 +138,17 @@ def test_the_wait_for_the_first_step_beats_across_contexts_until_the_first_updat
     with terminal.waiting(1, seconds=0.02):  # the bar is not interleaved with lines
         time.sleep(0.1)
     assert "still running" not in terminal.stream.getvalue()
+
+
+def test_a_when_silent_guard_beats_only_after_seconds_without_any_line():
+    out = io.StringIO()
+    with Phase("evaluation", stream=out, seconds=0.3, report=False, when_silent=True):
+        for _ in range(6):  # another phase writes a line every 0.1 s: the guard stays quiet
+            with Phase("COCOeval: match", stream=out, seconds=None):
+                time.sleep(0.1)
+        assert "evaluation" not in out.getvalue()
+        _wait_for(out, "evaluation  still running")  # then nothing else writes: it beats
+    lines = out.getvalue().splitlines()
+    assert lines[:6] == [line for line in lines[:6] if line.startswith("COCOeval: match  ")]
+    assert lines[6].startswith("evaluation  still running")
+    assert len(lines) == 7

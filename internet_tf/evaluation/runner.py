@@ -16,7 +16,7 @@ truth in green and detections scoring >= 0.5 in red (``evaluation/visualize.py``
 detections already computed for the metrics (no extra inference).
 
 While it runs it writes progress lines (``progress.py``: images done of the total,
-images/s and the time left; a line at least every 10 s in a piped log), and COCOeval its
+images/s and the time left; a line about every 10 s in a piped log), and COCOeval its
 phases. An image the pipeline could not decode (the index checks headers and file ends, not
 every pixel) is left out by the pipeline: the evaluation counts and names such images.
 """
@@ -33,7 +33,7 @@ from internet_tf.data.datasets import DatasetBundle, eval_dataset
 from internet_tf.evaluation import coco_eval, voc_eval
 from internet_tf.evaluation.visualize import detection_images
 from internet_tf.graph.jit import jit_function
-from internet_tf.progress import Progress
+from internet_tf.progress import Phase, Progress
 
 # dataset kind -> (evaluator class, metrics formatter, name in messages)
 EVALUATORS = {
@@ -42,7 +42,10 @@ EVALUATORS = {
 }
 _SHOWN_BATCH_KEYS = ("images", "gt_boxes", "gt_classes", "image_info")
 _SHOWN_DET_KEYS = ("detection_boxes", "detection_scores", "num_detections")
-PROGRESS_SECONDS = 10.0  # a piped log gets a progress line at least this often
+PROGRESS_SECONDS = 9.0  # after a batch, an image-count line when this long passed since the last
+# The guard's ``still running`` line after this long without any line: half a second after a
+# phase's own 10 s line would come, so the two do not both write.
+SILENCE_SECONDS = 10.5
 _NAMED_FILES = 5
 
 
@@ -150,10 +153,14 @@ def evaluate_model(model, bundle: DatasetBundle, cfg: Config, out_dir: str, *, s
     kind = dataset_kind(bundle)
     evaluator = make_evaluator(bundle, kind)
     to_show = num_images if summary_writer is not None else 0
-    seen, pictures = run_detector(model, bundle, cfg, [evaluator], num_images=to_show)
-    metrics = evaluator.evaluate()
-    os.makedirs(out_dir, exist_ok=True)
-    evaluator.write(out_dir)
+    # The guard: whatever between the image counts and COCOeval's phases has no line of its
+    # own still gets a ``still running`` line after SILENCE_SECONDS of silence (the image
+    # counts come earlier, so the guard stays quiet while batches flow).
+    with Phase("evaluation", seconds=SILENCE_SECONDS, report=False, when_silent=True):
+        seen, pictures = run_detector(model, bundle, cfg, [evaluator], num_images=to_show)
+        metrics = evaluator.evaluate()
+        os.makedirs(out_dir, exist_ok=True)
+        evaluator.write(out_dir)
     logging.info("%s evaluation on %d images:\n%s", EVALUATORS[kind][2], seen, evaluator.summary_text)
     if summary_writer is not None:
         with summary_writer.as_default(step=step or 0):
