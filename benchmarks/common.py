@@ -2,7 +2,7 @@
 
 - ``prepare`` / ``timed``: build a config's model + optimizer, trace its train step on a
   synthetic batch, time steps (``train_step.py``, ``profile_step.py``).
-- FLOP counting (issue 11, "measured against the machine's limit"): ``graph_flops`` counts a
+- FLOP counting (to measure a step against the machine's limit): ``graph_flops`` counts a
   traced graph with ``tf.compat.v1.profiler`` (TF's registered per-op statistics: a
   multiply-add is 2 FLOPs — Conv2D 2·kh·kw·Cin per output element, MatMul 2·K per output
   element; element-wise ops 1 per element); ``forward_flops`` counts the forward pass of a

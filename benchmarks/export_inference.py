@@ -67,8 +67,8 @@ MODELS = ("baseline", "InterNet")
 
 
 def target_ratio(cfg) -> float:
-    """The project's inference targets (issue 8): <= 2.0x with the critic merged into the
-    head, <= 1.3x with ``merge: separate`` (no critic at inference)."""
+    """The project's inference targets, InterNet's time against the baseline's: <= 2.0x with the
+    critic merged into the head, <= 1.3x with ``merge: separate`` (no critic at inference)."""
     return 1.3 if cfg.model.intertwiner.merge == "separate" else 2.0
 
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The GPU check of issue 11 ("Speed where people train"). On a machine with an NVIDIA GPU,
+# The GPU check: speed where people train. On a machine with an NVIDIA GPU,
 # from the repository root, with the venv made (`make venv` creates .venv):
 #
 #     bash benchmarks/gpu_check.sh
@@ -11,8 +11,8 @@
 #     bfloat16 / float16 (train.mixed_precision none|bfloat16|float16), each without and
 #     with XLA (train.jit_compile false|true), with benchmarks/train_step.py --internet_ratio
 #     (alternating rounds in one process; it prints images/s, InterNet / baseline, forward
-#     FLOPs, achieved GFLOP/s and achieved / the GPU's matmul ceiling for that dtype). As of
-#     issue 11, XLA cannot compile this step (CropAndResize has no XLA kernel, see
+#     FLOPs, achieved GFLOP/s and achieved / the GPU's matmul ceiling for that dtype). XLA
+#     cannot compile this step (CropAndResize has no XLA kernel, see
 #     internet_tf/graph/jit.py): the jit_compile=true runs are expected to stop with that
 #     error and are listed as failed; set JIT="false auto" to time the fallback instead;
 # (c) trains the demo for 300 steps (configs/demo.yaml, its two lr drops scaled from

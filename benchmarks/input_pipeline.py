@@ -1,4 +1,4 @@
-"""Input pipeline against the train step (issue 11: "the embedded demo must never wait on input").
+"""Input pipeline against the train step (the embedded demo must never wait on input).
 
     python benchmarks/input_pipeline.py --config configs/demo.yaml
     python benchmarks/input_pipeline.py --config configs/baseline_r50_fpn_coco.yaml --coco_like 200 \

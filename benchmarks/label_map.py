@@ -1,4 +1,4 @@
-"""Times LabelEnc's label map y (SPEC §4) at 512², batch 1, 80 classes, on a synthetic batch:
+"""Times LabelEnc's label map y (Hao et al. 2020) at 512², batch 1, 80 classes, on a synthetic batch:
 all K channels against only the channels of the classes present (what training builds).
 
     python benchmarks/label_map.py

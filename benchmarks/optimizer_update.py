@@ -1,4 +1,4 @@
-"""Times the optimizer's update alone (issue 11, "fix what is ours"): ``training.optim.SGD``
+"""Times the optimizer's update alone: ``training.optim.SGD``
 (per weight, the decay as one product and the momentum step as one fused kernel) against
 Keras' own SGD with the same settings, on a config's real trainable weights, in alternating
 rounds in one process.

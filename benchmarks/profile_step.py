@@ -1,5 +1,5 @@
-"""Where a train step's time goes, stage by stage (issue 11: "profile where the rest of the
-step goes"): baseline and InterNet, ResNet-50-FPN 512², batch 1 by default.
+"""Where a train step's time goes, stage by stage: baseline and InterNet, ResNet-50-FPN 512²,
+batch 1 by default.
 
     python benchmarks/profile_step.py --config configs/internet_r50_fpn_coco.yaml \
         --override train.batch_size=1 --override model.backbone_weights=none

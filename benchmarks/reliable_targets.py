@@ -1,4 +1,4 @@
-"""What the OT module does to the intertwiner's targets (issue 8): for trained InterNet runs with
+"""What the OT module does to the intertwiner's targets: for trained InterNet runs with
 the learned generator F (``reliable_source: generator``), the reliable source P_{m|l} = F_l(P_{l+1})
 of each level l in {2, 3, 4} on validation images, against the detector's own P_l.
 

@@ -1,4 +1,4 @@
-"""Images/s of 1 vs 2 replicas on CPU (SPEC §5 "Distribution"): runs
+"""Images/s of 1 vs 2 replicas on CPU (MirroredStrategy): runs
 ``benchmarks/train_step.py`` once per setting, each in a fresh process (the CPU is split
 into logical devices before TensorFlow starts), and prints a table.
 

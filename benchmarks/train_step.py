@@ -1,5 +1,5 @@
 """Measures the training step: median step time, images/s, peak RSS, and how far the step is
-from the machine's limit (issue 11).
+from the machine's limit.
 
     python benchmarks/train_step.py --config configs/baseline_r50_fpn_coco.yaml \
         --override train.batch_size=1 --override model.backbone_weights=none

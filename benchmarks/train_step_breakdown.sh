@@ -1,8 +1,8 @@
 #!/bin/bash
-# Where InterNet's extra train-step time goes (issue 8): ResNet-50-FPN 512², batch 1, the
+# Where InterNet's extra train-step time goes: ResNet-50-FPN 512², batch 1, the
 # default InterNet and four settings that each drop one part, every line its own
-# baseline/InterNet pair timed in one process. Run from the repository root; results of
-# 2026-11-22 in benchmarks/results/train_step_breakdown.txt.
+# baseline/InterNet pair timed in one process. Run from the repository root; recorded results
+# in benchmarks/results/train_step_breakdown.txt.
 set -e
 B="--config configs/internet_r50_fpn_coco.yaml --internet_ratio --override train.batch_size=1
    --override model.backbone_weights=none --iters 6 --warmup 2 --noreference"

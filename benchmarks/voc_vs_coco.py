@@ -1,4 +1,4 @@
-"""One checkpoint, both evaluation routes (issue 10 acceptance 2; SPEC §5 and §6 "Evaluation").
+"""One checkpoint, both evaluation routes: COCOeval's AP50 and the VOC metric (Li et al. 2019, Table 5).
 
 Takes a trained run of the embedded data (``--model_dir``; nothing is trained) and scores its
 latest checkpoint on the validation images twice:
@@ -7,7 +7,7 @@ latest checkpoint on the validation images twice:
 - the VOC route: the same data written as PASCAL VOC (``data.embedded.format=voc``, read by
   the VOC reader) and scored with ``evaluation/voc_eval.py``: mAP (all-point) and mAP_07.
 
-It prints both numbers and their difference (the acceptance asks for at most 0.02), and
+It prints both numbers and their difference (they should agree within 0.02), and
 splits the difference in two: the VOC metrics on the COCO route's own detections (same
 predictions, so only the metric differs: at most 1/101 in theory, see
 tests/evaluation/test_evaluation_voc_eval.py), and the rest, which comes from the data route

@@ -5,18 +5,19 @@ inputs on every run whatever ran before it in the same pytest-xdist worker.
 Scheduling (``make test`` runs ``pytest -n 2 --dist loadfile --no-loadscope-reorder``): each
 test module runs whole on one worker, so a module fixture (a trained run, an export) is built
 once, not once per worker (``--dist loadgroup`` would group chosen modules only, but it does not
-group with pytest 9: pytest-xdist issue #1386). Modules are handed out most expensive first
-(the longest-processing-time rule), so that the small ones fill the gaps at the end instead of
-a long module starting while the other worker runs out of work: each module that takes ten
-seconds or more declares its measured time, ``pytestmark = pytest.mark.cost(SECONDS)`` (from
-``--durations=0`` of a whole ``make test``), and the collection is sorted by it; the others
-keep their order, after those. With the heavy tests merely first, one run had its workers busy
-for 498 and 440 s; the same costs handed out by this rule give 469 and 469 s.
+group with pytest 9: https://github.com/pytest-dev/pytest-xdist/issues/1386). Modules are handed
+out most expensive first (the longest-processing-time rule), so that the small ones fill the
+gaps at the end instead of a long module starting while the other worker runs out of work:
+each module that takes ten seconds or more declares its measured time,
+``pytestmark = pytest.mark.cost(SECONDS)`` (from ``--durations=0`` of a whole ``make test``),
+and the collection is sorted by it; the others keep their order, after those. With the heavy
+tests merely first, one run had its workers busy for 498 and 440 s; the same costs handed out
+by this rule give 469 and 469 s.
 
 Threads: each xdist worker (and every process a test starts, which inherits the
 environment) runs TensorFlow's ops on cores / workers intra-op threads — one each on 2 cores
 — instead of a pool per process as wide as the machine, which two busy workers
-oversubscribe: the suite took 574 s instead of 656 s on 2 cores (2026-12-01, 614 tests).
+oversubscribe: the suite took 574 s instead of 656 s on 2 cores (614 tests).
 ``TF_NUM_INTRAOP_THREADS`` set by the caller wins."""
 import os
 import zlib

@@ -128,7 +128,7 @@ def test_auto_true_false_options_take_yaml_booleans_or_strings(tmp_path):
         load_config(None, ["model.intertwiner.merge=true", "train.steps=3"])
 
 
-# -- issue 11: nonsensical numbers are refused, naming the key -------------------------------
+# -- nonsensical numbers are refused, naming the key ----------------------------------------
 
 def _outside(allowed):
     """Values just outside a Range (ints where the bound is an int, so type checks pass)."""
@@ -165,7 +165,7 @@ def test_the_range_table_names_real_keys_and_the_defaults_lie_inside():
     for key in RANGES:
         value_at(Config(), key)  # an AttributeError would name a key the schema lacks
     check_ranges(Config())
-    # The keys that issue 11 names are all in the table.
+    # These keys in particular (counts, sizes, rates, intervals) are all in the table.
     for key in ("train.steps", "train.epochs", "train.batch_size", "eval.batch_size", "train.learning_rate",
                 "train.base_learning_rate", "train.base_batch_size", "model.image_size", "train.checkpoint_every",
                 "train.summary_every", "train.log_every", "train.keep_checkpoints", "train.weight_decay",

@@ -1,4 +1,4 @@
-"""benchmarks/common.py's FLOP counting (issue 11): hand-checkable counts of tiny graphs — a
+"""benchmarks/common.py's FLOP counting: hand-checkable counts of tiny graphs — a
 3×3 convolution is 2·k·k·Cin·Cout·H·W FLOPs, a dense layer 2·K·N per row — the static count
 of the traced graph, and products whose row count is only known at run time."""
 import importlib.util

@@ -1,4 +1,4 @@
-"""benchmarks/profile_step.py (issue 11): an op's stage from its graph name, trace event names,
+"""benchmarks/profile_step.py: an op's stage from its graph name, trace event names,
 per-step sums, and the name scopes it puts around the package's pure functions (every one
 still exists; ops traced inside carry the scope; the package is restored afterwards)."""
 import importlib.util

@@ -1,4 +1,4 @@
-"""benchmarks/reliable_targets.py (issue 8): the participation ratio and the class separation
+"""benchmarks/reliable_targets.py: the participation ratio and the class separation
 it reports, on hand-built features."""
 import importlib.util
 import os

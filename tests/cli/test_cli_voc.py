@@ -1,6 +1,7 @@
 """internet-train on the embedded data written as PASCAL VOC (``data.embedded.format=voc``),
 then internet-eval on the same run: both score with the VOC metrics by themselves, from the
-dataset's kind, and write the devkit's result files (SPEC §6; issue 10 acceptance 1)."""
+dataset's kind, and write the devkit's result files (the VOC benchmark of Li et al. 2019,
+Table 5)."""
 import json
 import os
 import shutil

@@ -210,7 +210,7 @@ def test_image_ids_must_travel_exactly_in_float32(make_dataset, image_id, ok):
 
 
 def test_image_cache_gives_the_uncached_stream_and_reshuffles_each_epoch(make_dataset):
-    """data.cache_images (issue 11): the decoded images are cached before the shuffle and
+    """data.cache_images: the decoded images are cached before the shuffle and
     the flip, so the seeded stream is the uncached one, element for element (a new order
     and new flips every epoch), and after the first epoch it no longer reads the files."""
     index = many_images(make_dataset, 6, training=True)

@@ -1,4 +1,4 @@
-"""Tests for internet_tf.evaluation.coco_eval (SPEC §5 evaluation), hand-checked numbers."""
+"""Tests for internet_tf.evaluation.coco_eval (pycocotools' COCOeval), hand-checked numbers."""
 import contextlib
 import io
 import json

@@ -1,4 +1,4 @@
-"""Tests for internet_tf.evaluation.voc_eval (SPEC §6 evaluation): hand-computed AP both ways,
+"""Tests for internet_tf.evaluation.voc_eval (Li et al. 2019, Table 5): hand-computed AP both ways,
 difficult and duplicate detections, classes without ground truth, the devkit files, and the
 agreement with COCOeval's AP50 on the same predictions."""
 import contextlib

@@ -146,7 +146,7 @@ def test_predict_writes_json_and_png(exported, tmp_path):
 
 
 def test_export_of_internet_with_labelenc_has_none_of_labelenc(tmp_path):
-    """LabelEnc (SPEC §4) is training-only: h, its FPN and adapt never reach the SavedModel,
+    """LabelEnc (Hao et al. 2020) is training-only: h, its FPN and adapt never reach the SavedModel,
     also when it is combined with the intertwiner."""
     cfg = tiny.config(EVERY_SCORE, "model.labelenc.enabled=true")
     model = build_model(cfg.model, 3)

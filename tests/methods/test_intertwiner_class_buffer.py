@@ -1,4 +1,4 @@
-"""Tests for internet_tf.methods.intertwiner.class_buffer (paper Sec. 3.2, Tables 2d/2e; SPEC §2).
+"""Tests for internet_tf.methods.intertwiner.class_buffer (paper Sec. 3.2, Tables 2d/2e).
 
 Expectations are computed independently with numpy from the raw features/labels.
 """

@@ -1,4 +1,4 @@
-"""Tests for internet_tf.methods.intertwiner.ot (paper Sec. 3.3, Alg. 1, Table 1; SPEC §3)."""
+"""Tests for internet_tf.methods.intertwiner.ot (paper Sec. 3.3, Alg. 1, Table 1)."""
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -1,4 +1,4 @@
-"""The switches of SPEC §2 "where the paper, its tables and the authors' code disagree", each
+"""The switches where the paper (Li et al. 2019), its tables and the authors' code disagree, each
 shown to change what it says: make-up placement and residual form, merge point, the critic's extra unit,
 reliable-set passes and the critic's BN statistics, OT gradients into the pyramid, H's input size, and the
 warm-up ramp of the extra losses."""

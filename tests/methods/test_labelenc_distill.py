@@ -1,4 +1,5 @@
-"""Tests for internet_tf.methods.labelenc.distill and .adapt (SPEC §4): the layer-normalised
+"""Tests for internet_tf.methods.labelenc.distill and .adapt (L_dis of the LabelEnc appendix's
+Eq. 1): the layer-normalised
 MSE against numpy, the detached teacher and the shared adaptation (the replicas adding up:
 tests/training/test_training_distribute.py)."""
 import numpy as np

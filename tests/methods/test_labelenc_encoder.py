@@ -1,4 +1,4 @@
-"""Tests for internet_tf.methods.labelenc.encoder (seed 000 Table 1; SPEC §4): h's 19 layers,
+"""Tests for internet_tf.methods.labelenc.encoder (the LabelEnc appendix's Table 1): h's 19 layers,
 its strides and shapes, one bottleneck against numpy, and h with its own FPN."""
 import keras
 import numpy as np

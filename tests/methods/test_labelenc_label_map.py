@@ -1,4 +1,4 @@
-"""Tests for internet_tf.methods.labelenc.label_map (SPEC §4 "Label map y"): hand-checked
+"""Tests for internet_tf.methods.labelenc.label_map (LabelEnc's label map y): hand-checked
 values, padding, the intensity augmentation, and a plain numpy reference."""
 import numpy as np
 import pytest

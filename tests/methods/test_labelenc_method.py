@@ -1,4 +1,4 @@
-"""LabelEnc as a detector plug-in (SPEC §4): step-1 and step-2 losses, who gets gradient from
+"""LabelEnc as a detector plug-in (Hao et al. 2020): step-1 and step-2 losses, who gets gradient from
 what, the distillation schedule, nothing of it on the inference path."""
 import numpy as np
 import pytest

@@ -1,5 +1,6 @@
-"""Tests for internet_tf.modeling.backbone and internet_tf.modeling.fpn (SPEC §1; the no-FPN
-projection of SPEC §6). VGG-16's levels: test_modeling_vgg.py."""
+"""Tests for internet_tf.modeling.backbone and internet_tf.modeling.fpn (FPN: Lin et al. 2017; the
+projection without FPN for the backbones of Li et al. 2019, Table 5). VGG-16's levels:
+test_modeling_vgg.py."""
 import os
 
 import keras
@@ -201,7 +202,7 @@ def test_frozen_bn_makes_every_batchnorm_non_trainable_and_static():
 
 
 def test_unfrozen_bn_trains_in_training_mode():
-    # SPEC: the authors' code trained with BN in inference mode by mistake; ours must not.
+    # The authors' released code trained with BN in inference mode by mistake; ours must not.
     net = bb.Backbone("small_resnet", 64, frozen_bn=False, small_widths=WIDTHS)
     bns = _bn_layers(net)
     assert all(l.trainable for l in bns)

@@ -1,4 +1,4 @@
-"""Tests for internet_tf.modeling.detector.Detector on a tiny configuration (SPEC §1)."""
+"""Tests for internet_tf.modeling.detector.Detector (Faster R-CNN with FPN) on a tiny configuration."""
 import keras
 import numpy as np
 import pytest

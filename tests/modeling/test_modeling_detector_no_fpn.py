@@ -1,4 +1,4 @@
-"""The detector without FPN (``model.fpn: false``; paper Table 5, SPEC §6): a tiny small-ResNet
+"""The detector without FPN (``model.fpn: false``; paper Table 5, Sec. 6.4): a tiny small-ResNet
 model with and without the intertwiner, and VGG-16's levels (strides 16-128), each through
 one train step; the backbone/neck pairings that are configuration errors."""
 import keras

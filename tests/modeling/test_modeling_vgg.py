@@ -1,5 +1,5 @@
 """Tests for internet_tf.modeling.vgg through the Backbone: VGG-16's SSD-style levels (paper
-Table 5, SPEC §6) — names, order, shapes and strides; weights only from a local file."""
+Table 5, Sec. 6.4) — names, order, shapes and strides; weights only from a local file."""
 import h5py
 import keras
 import numpy as np

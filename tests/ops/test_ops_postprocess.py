@@ -1,4 +1,4 @@
-"""Tests for internet_tf.ops.postprocess.detect on hand-built cases (SPEC §1 inference)."""
+"""Tests for internet_tf.ops.postprocess.detect (the detector's inference output) on hand-built cases."""
 import math
 
 import numpy as np

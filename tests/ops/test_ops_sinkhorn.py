@@ -1,4 +1,4 @@
-"""Tests for internet_tf.ops.sinkhorn (paper Alg. 1, Sec. 6.3; SPEC §3)."""
+"""Tests for internet_tf.ops.sinkhorn (paper Alg. 1, Sec. 6.3)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,7 +7,7 @@ from internet_tf.ops.sinkhorn import biased_sinkhorn_divergence, cosine_cost, si
 
 
 def np_sinkhorn(cost, eps, num_iters):
-    """NumPy (float64) transcription of Alg. 1 as SPEC §3 reads it: b⁰ = 1/C, then
+    """NumPy (float64) transcription of Alg. 1 as internet_tf/ops/sinkhorn.py reads it: b⁰ = 1/C, then
     a = (1/C)/(Kᵀb), b = (1/C)/(K a) sequentially; P = diag(b) K diag(a); W = <Q, P>."""
     q = np.asarray(cost, np.float64)
     c1, c2 = q.shape

@@ -155,7 +155,7 @@ def test_config_trains_two_steps_without_nan(name):
     expected = {"intertwiner"} if cfg.model.intertwiner.enabled else set()
     if cfg.model.intertwiner.enabled and cfg.model.intertwiner.alignment != "none":
         expected.add("alignment")
-    if cfg.model.labelenc.enabled:  # SPEC §4: step 1 also trains the heads on h(y)
+    if cfg.model.labelenc.enabled:  # LabelEnc's step 1 also trains the heads on h(y)
         expected |= {"distill"} | ({f"labelenc_{t}" for t in ("rpn_class", "rpn_box", "head_class", "head_box")}
                                    if cfg.model.labelenc.step == 1 else set())
     assert {k[5:] for k in values if k.startswith("loss/")} - {"total", "rpn_class", "rpn_box",

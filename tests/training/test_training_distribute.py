@@ -1,4 +1,4 @@
-"""Distribution (SPEC §5): on two logical CPU devices, the class buffer, LabelEnc's
+"""Distribution (tf.distribute): on two logical CPU devices, the class buffer, LabelEnc's
 distillation and one MirroredStrategy train step equal one device's on the same global batch;
 strategies are chosen as documented."""
 import json

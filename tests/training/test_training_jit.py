@@ -1,4 +1,4 @@
-"""XLA switches (issue 11, graph/jit.py): ``auto`` falls back with one log line where XLA
+"""XLA switches (graph/jit.py): ``auto`` falls back with one log line where XLA
 cannot compile, ``true`` stops with an error naming the key, ``false`` never tries; the
 train step and the inference function take ``train.jit_compile`` / ``eval.jit_compile``."""
 import logging

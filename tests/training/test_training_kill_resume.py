@@ -1,4 +1,4 @@
-"""Crash safety (SPEC §5 "Reliability"): ``internet-train`` killed with SIGKILL mid-run
+"""Crash safety: ``internet-train`` killed with SIGKILL mid-run
 leaves only complete checkpoints; rerunning the same command restores the last one —
 same step counter, class buffer and optimizer state — and ends at the requested step."""
 import os

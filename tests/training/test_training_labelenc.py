@@ -1,4 +1,4 @@
-"""LabelEnc step 1 then step 2 through the trainer (SPEC §4): step 2 starts from step 1's
+"""LabelEnc (Hao et al. 2020) step 1 then step 2 through the trainer: step 2 starts from step 1's
 label encoder, FPN (from h's FPN) and heads, resumes from its own checkpoint, and refuses a
 missing or mismatched step-1 folder with a message naming the problem."""
 import os

@@ -1,4 +1,4 @@
-"""Mixed precision (issue 11; training/precision.py, training/checkpoint.py, training/step.py):
+"""Mixed precision (training/precision.py, training/checkpoint.py, training/step.py):
 bfloat16 and float16 runs of the tiny InterNet train with float32 variables, float16 through a
 LossScaleOptimizer whose overflowing steps are skipped (not an error); checkpoints resume
 across a change of policy; a bfloat16-trained run exports float32; the global Keras policy

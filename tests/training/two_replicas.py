@@ -6,7 +6,7 @@ check, ``null`` when it passed or its traceback, and the train step's numbers.
 - ``class_buffer``: all-reduced statistics ("all"/"decay") or all-gathered rows ("window")
   give every replica the single-device class buffer (Sec. 3.2).
 - ``distillation``: LabelEnc's loss is Σ over the replica's elements / the global count, so
-  the replicas' losses and gradients add up to the whole batch's on one device (SPEC §4).
+  the replicas' losses and gradients add up to the whole batch's on one device.
 - ``train_step``: one or two optimisation steps of a tiny InterNet (and whatever the
   arguments add) on one device (eagerly) and on a 2-replica MirroredStrategy, from the same weights
   and the same global batch: the largest relative differences. Sampling takes every
