@@ -158,7 +158,7 @@ class IntertwinerConfig:
 
 @dataclass
 class LabelEncConfig:
-    """LabelEnc label-encoding supervision (LabelEnc appendix, seed 000). Step 1 trains the label
+    """LabelEnc label-encoding supervision (Hao et al. 2020, LabelEnc appendix). Step 1 trains the label
     encoder h (and its FPN) through the detector's own heads while distilling into the
     detector; step 2 trains a fresh detector from step 1's FPN and heads with h frozen.
     The distillation schedule is given as fractions of ``train.steps`` (the authors' 30k of

@@ -1,4 +1,4 @@
-"""The LabelEnc distillation loss (LabelEnc appendix; seed 000 Eq. 1's L_dis).
+"""The LabelEnc distillation loss (Hao et al. 2020, appendix Eq. 1's L_dis).
 
 Both pyramids — the student adapt(FPN(I)) and the teacher FPN_h(h(y)) — go through a
 parameter-free layer norm per sample and level: mean and (biased) variance over (H, W, C),

@@ -1,4 +1,4 @@
-"""The label encoding function h (seed 000, its Table 1) and h with its own FPN.
+"""The label encoding function h (Hao et al. 2020, appendix Table 1) and h with its own FPN.
 
 h maps a label map y ``[B, H, W, K]`` (``label_map.py``) to ``{2: C2, ..., 5: C5}`` at
 strides 4, 8, 16, 32 with 256/512/1024/2048 channels, the dict the detector's ``FPN``

@@ -1,4 +1,4 @@
-"""The LabelEnc label map y (LabelEnc appendix; seed 000, input of its Table 1's h).
+"""The LabelEnc label map y (Hao et al. 2020, appendix: the input of Table 1's h).
 
 One channel per class (no background): class c in 1..K paints channel c - 1 of a float32
 ``[B, H, W, K]`` map at the padded input resolution. Each box paints the pyramid

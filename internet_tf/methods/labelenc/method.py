@@ -1,4 +1,4 @@
-"""LabelEnc as a training-time method handed to the detector (LabelEnc appendix; seed 000).
+"""LabelEnc as a training-time method handed to the detector (Hao et al. 2020, appendix).
 
 Step 1: the label map y of the batch's ground truth (with the per-box intensity
 augmentation) goes through h and its FPN; the detector's *own* RPN and box head run on that
