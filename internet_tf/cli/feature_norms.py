@@ -1,5 +1,5 @@
 """``internet-feature-norms --baseline_dir A --labelenc_dir B``: LabelEnc's feature-norm
-pictures (Hao et al. 2020, Fig. 1).
+pictures (Hao et al. 2020, appendix Fig. 1).
 
 Restores the latest checkpoint of both runs (each with the ``config.yaml`` it was trained
 with; B must be a LabelEnc run, step 1 or 2, whose h gives h(y)) and, for the first

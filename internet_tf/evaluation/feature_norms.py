@@ -1,4 +1,4 @@
-"""Feature-norm pictures of LabelEnc (Hao et al. 2020, Fig. 1): the
+"""Feature-norm pictures of LabelEnc (Hao et al. 2020, appendix Fig. 1): the
 per-pixel L2 norm over channels of one FPN level for the image's baseline detector, the
 LabelEnc detector and the label encoder's h(y), side by side with the image.
 """
