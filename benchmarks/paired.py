@@ -80,6 +80,18 @@ def format_paired(result: dict, keys=KEYS) -> str:
     return "\n".join(lines)
 
 
+def wrapped(name: str, width: int = 14) -> str:
+    """A variant name broken at its underscores into lines of about ``width`` characters, so
+    that neighbouring tick labels do not run into each other."""
+    lines = [""]
+    for part in name.split("_"):
+        if lines[-1] and len(lines[-1]) + 1 + len(part) > width:
+            lines.append(part)
+        else:
+            lines[-1] = f"{lines[-1]}_{part}" if lines[-1] else part
+    return "\n".join(lines)
+
+
 def paired_chart(result: dict, path: str, title: str, keys=("AP", "APs")):
     """Mean Δ with its 95 % interval per variant (one marker per key), 0 drawn across."""
     import matplotlib
@@ -98,7 +110,7 @@ def paired_chart(result: dict, path: str, title: str, keys=("AP", "APs")):
                  for n in names]]
         ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=4, label=f"Δ{key}")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(range(len(names)), [f"{n}\nvs {result[n]['reference']}" for n in names], fontsize=7)
+    ax.set_xticks(range(len(names)), [f"{wrapped(n)}\nvs {result[n]['reference']}" for n in names], fontsize=7)
     ax.set_ylabel("variant − reference (points)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)

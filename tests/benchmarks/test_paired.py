@@ -61,3 +61,9 @@ def test_chart_is_written(tmp_path):
     path = str(tmp_path / "paired.png")
     paired.paired_chart(result, path, "t")
     assert os.path.getsize(path) > 1000
+
+
+def test_long_variant_names_are_broken_at_underscores_for_the_chart():
+    assert paired.wrapped("warm_separate_decay_no_ot") == "warm_separate\ndecay_no_ot"
+    assert paired.wrapped("baseline_cont") == "baseline_cont"
+    assert all(len(line) <= 14 for line in paired.wrapped("warm_separate_ot_authors").split("\n"))
