@@ -11,6 +11,7 @@ import math
 import os
 import statistics
 import sys
+import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from study_report import KEYS, save_png  # noqa: E402
@@ -83,13 +84,8 @@ def format_paired(result: dict, keys=KEYS) -> str:
 def wrapped(name: str, width: int = 14) -> str:
     """A variant name broken at its underscores into lines of about ``width`` characters, so
     that neighbouring tick labels do not run into each other."""
-    lines = [""]
-    for part in name.split("_"):
-        if lines[-1] and len(lines[-1]) + 1 + len(part) > width:
-            lines.append(part)
-        else:
-            lines[-1] = f"{lines[-1]}_{part}" if lines[-1] else part
-    return "\n".join(lines)
+    lines = textwrap.wrap(name.replace("_", " "), width, break_long_words=False)
+    return "\n".join(line.replace(" ", "_") for line in lines)
 
 
 def paired_chart(result: dict, path: str, title: str, keys=("AP", "APs")):
