@@ -3,7 +3,9 @@
 Student-t interval. A gain is claimed from the interval, not from the two means.
 
 A variant's reference is the study's, or its own ``reference:`` in the study file (warm-started
-variants are compared with the baseline continued as long, not with the one trained from scratch).
+variants are compared with the baseline continued as long, not with the one trained from scratch);
+a list of references pairs the variant with each (LabelEnc against the baseline at 1× and at 2×
+its schedule).
 """
 from __future__ import annotations
 
@@ -32,14 +34,24 @@ def t_interval(values, level: float = 0.95) -> tuple:
     return mean, mean - half, mean + half
 
 
+def pairs_of(references: dict) -> list:
+    """``[(key, variant, reference)]`` of ``{variant: a reference or a list of them}``: the key is
+    the variant's name for its first reference and ``"VARIANT vs REFERENCE"`` for the others."""
+    out = []
+    for name, refs in references.items():
+        for i, reference in enumerate([refs] if isinstance(refs, str) else refs):
+            out.append((name if i == 0 else f"{name} vs {reference}", name, reference))
+    return out
+
+
 def paired(runs: dict, references: dict, keys=KEYS) -> dict:
     """``runs``: ``{variant: [{"seed", "metrics", ...}]}``; ``references``: ``{variant: its
-    reference}`` (variants without one, or their own reference, are left out) ->
-    ``{variant: {"reference", "seeds", "deltas": {key: [...]}, "mean", "low", "high"}}`` in
-    points (percent). Only seeds with metrics on both sides pair; COCOeval's −1 (no ground
-    truth of that size) pairs with nothing."""
+    reference or a list of them}`` (variants without one, or their own reference, are left out)
+    -> ``{key: {"variant", "reference", "seeds", "deltas": {key: [...]}, "mean", "low", "high"}}``
+    in points (percent), keyed as ``pairs_of`` says. Only seeds with metrics on both sides pair;
+    COCOeval's −1 (no ground truth of that size) pairs with nothing."""
     out = {}
-    for name, reference in references.items():
+    for key_, name, reference in pairs_of(references):
         if reference == name or name not in runs or reference not in runs:
             continue
         ref = {r["seed"]: r["metrics"] for r in runs[reference] if r.get("metrics")}
@@ -48,7 +60,7 @@ def paired(runs: dict, references: dict, keys=KEYS) -> dict:
         deltas = {k: [100 * (m[k] - b[k]) for _, m, b in both if m.get(k, -1) >= 0 and b.get(k, -1) >= 0]
                   for k in keys}
         stats = {k: t_interval(v) for k, v in deltas.items()}
-        out[name] = {"reference": reference, "seeds": [s for s, _, _ in both], "deltas": deltas,
+        out[key_] = {"variant": name, "reference": reference, "seeds": [s for s, _, _ in both], "deltas": deltas,
                      "mean": {k: s[0] for k, s in stats.items()}, "low": {k: s[1] for k, s in stats.items()},
                      "high": {k: s[2] for k, s in stats.items()}}
     return out
@@ -70,7 +82,7 @@ def format_paired(result: dict, keys=KEYS) -> str:
              "| variant | reference | n | " + " | ".join(f"Δ{k}" for k in keys) + " |",
              "|---|---|---|" + "---|" * len(keys)]
     for name, p in result.items():
-        lines.append(f"| {name} | {p['reference']} | {len(p['seeds'])} | "
+        lines.append(f"| {p.get('variant', name)} | {p['reference']} | {len(p['seeds'])} | "
                      + " | ".join(_cell(p, k) for k in keys) + " |")
     lines += ["", "| variant | per seed ΔAP | per seed ΔAPs |", "|---|---|---|"]
     for name, p in result.items():
@@ -106,7 +118,8 @@ def paired_chart(result: dict, path: str, title: str, keys=("AP", "APs")):
                  for n in names]]
         ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=4, label=f"Δ{key}")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(range(len(names)), [f"{wrapped(n)}\nvs {result[n]['reference']}" for n in names], fontsize=7)
+    ax.set_xticks(range(len(names)), [f"{wrapped(result[n].get('variant', n))}\nvs {result[n]['reference']}"
+                                      for n in names], fontsize=7)
     ax.set_ylabel("variant − reference (points)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)

@@ -10,7 +10,8 @@
 A study file (see ``configs/studies/``) has ``seeds``, ``variants`` (name -> ``{config:
 FILE relative to the repository root, overrides: [key=value, ...]}``), optional
 ``overrides`` for every variant and ``reference`` (default: the first variant); a variant may
-name its own ``reference`` (a warm-started variant against the baseline continued as long).
+name its own ``reference`` (a warm-started variant against the baseline continued as long), or a
+list of them (LabelEnc against the baseline at 1× and 2× its schedule).
 Overrides apply in the order file, variant, ``--override``, then ``seed=S``. Besides the
 mean ± std table the report pairs each variant with its reference by seed: per seed Δ, the
 mean Δ and its 95 % t-interval (``paired.py``; ``study_paired.png``).
@@ -101,14 +102,23 @@ def load_study(path: str) -> dict:
     if reference not in variants:
         raise StudyError(f"{where}: reference '{reference}' is not one of the variants")
     for name, spec in variants.items():
-        ref = spec.get("reference", reference)
-        if ref not in variants or variants[ref].get("report", True) is False:
-            raise StudyError(f"{where}: reference '{ref}'{f' of variant {name!r}' if ref != reference else ''} "
-                             "is not a reported variant of the study")
+        refs = spec.get("reference", reference)
+        if isinstance(refs, list) and not refs:
+            raise StudyError(f"{where}: variant '{name}': 'reference' is an empty list")
+        for ref in refs if isinstance(refs, list) else [refs]:
+            if ref not in variants or variants[ref].get("report", True) is False:
+                raise StudyError(f"{where}: reference '{ref}'{f' of variant {name!r}' if ref != reference else ''} "
+                                 "is not a reported variant of the study")
     return {"seeds": seeds, "overrides": data.get("overrides", []), "reference": reference,
             "variants": {str(n): {"config": str(v["config"]), "overrides": v.get("overrides", []),
-                                  "report": v.get("report", True), "reference": str(v.get("reference", reference))}
+                                  "report": v.get("report", True), "reference": _references(v, reference)}
                          for n, v in variants.items()}}
+
+
+def _references(spec: dict, reference: str):
+    """A variant's reference name, or the list of them where the study file gives a list."""
+    refs = spec.get("reference", reference)
+    return [str(r) for r in refs] if isinstance(refs, list) else str(refs)
 
 
 def needs(variant: dict) -> list:

@@ -55,6 +55,23 @@ def test_pairs_by_seed_and_reports_mean_delta_and_interval():
     assert "| new | 0: +1.0 1: +2.0 2: +0.0 | 0: +2.0 1: +3.0 2: +3.0 |" in table
 
 
+def test_a_list_of_references_pairs_the_variant_with_each(tmp_path):
+    runs = {"base": [run(0, 0.60, 0.40), run(1, 0.62, 0.44)],
+            "base_2x": [run(0, 0.64, 0.45), run(1, 0.63, 0.46)],
+            "labelenc": [run(0, 0.63, 0.43), run(1, 0.66, 0.47)]}
+    result = paired.paired(runs, {"base_2x": "base", "labelenc": ["base", "base_2x"]})
+    assert list(result) == ["base_2x", "labelenc", "labelenc vs base_2x"]
+    assert result["labelenc"]["reference"] == "base" and result["labelenc"]["variant"] == "labelenc"
+    assert result["labelenc"]["deltas"]["AP"] == pytest.approx([3.0, 4.0])
+    second = result["labelenc vs base_2x"]
+    assert second["variant"] == "labelenc" and second["reference"] == "base_2x"
+    assert second["deltas"]["AP"] == pytest.approx([-1.0, 3.0]) and second["mean"]["APs"] == pytest.approx(-0.5)
+    table = paired.format_paired(result)
+    assert "| labelenc | base | 2 |" in table and "| labelenc | base_2x | 2 |" in table
+    paired.paired_chart(result, str(tmp_path / "paired.png"), "t")
+    assert os.path.getsize(tmp_path / "paired.png") > 1000
+
+
 def test_chart_is_written(tmp_path):
     result = paired.paired({"a": [run(0, 0.5, 0.3), run(1, 0.5, 0.3)], "b": [run(0, 0.6, 0.2), run(1, 0.55, 0.25)]},
                            {"b": "a"})

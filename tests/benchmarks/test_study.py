@@ -65,10 +65,21 @@ def fake_run(run_dir, cfg, step, result=None):
      "'overrides' must be a list"),
     ("seeds: [0]\nreference: b\nvariants: {a: {config: configs/demo.yaml}}", "reference 'b'"),
     ("seeds: [0]\nvariants: {a/b: {config: configs/demo.yaml}}", "variant name 'a/b'"),
+    ("seeds: [0]\nvariants: {a: {config: configs/demo.yaml}, b: {config: configs/demo.yaml, reference: [a, c]}}",
+     "reference 'c' of variant 'b'"),
+    ("seeds: [0]\nvariants: {a: {config: configs/demo.yaml}, b: {config: configs/demo.yaml, reference: []}}",
+     "variant 'b': 'reference' is an empty list"),
 ])
 def test_study_file_structure_errors(tmp_path, text, message):
     with pytest.raises(study.StudyError, match=message):
         study.load_study(write_study(tmp_path, text))
+
+
+def test_a_variant_may_name_several_references(tmp_path):
+    loaded = study.load_study(write_study(tmp_path, "seeds: [0]\nvariants:\n  a: {config: configs/demo.yaml}\n"
+                                                    "  a_2x: {config: configs/demo.yaml}\n"
+                                                    "  b: {config: configs/demo.yaml, reference: [a, a_2x]}\n"))
+    assert loaded["variants"]["b"]["reference"] == ["a", "a_2x"] and loaded["variants"]["a_2x"]["reference"] == "a"
 
 
 def test_bad_override_and_missing_config_name_the_variant(tmp_path):
