@@ -472,3 +472,11 @@ def test_pretraining_stage_paired_report_and_a_record_reused_in_a_new_session(tm
     assert calls == [os.path.join(out, v, "seed0") for v in ("base", "extra")]
     with pytest.raises(study.StudyError, match="--record .*not a study.json"):
         study.run_study(path, out, record_path=str(tmp_path / "nothing.json"))
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "studies", "*.yaml"))),
+                         ids=os.path.basename)
+def test_every_shipped_study_file_loads_and_resolves(path, tmp_path):
+    loaded = study.load_study(path)
+    plan = study.resolve(loaded, seeds=loaded["seeds"][:1], out=str(tmp_path))
+    assert set(plan) == set(loaded["variants"])
