@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 
 from absl import app, flags
 
-
-def _interval(p: dict, key: str) -> str:
-    if math.isnan(p["low"][key]):
-        return f"{p['mean'][key]:+.1f}"
-    return f"{p['mean'][key]:+.1f} [{p['low'][key]:+.1f}, {p['high'][key]:+.1f}]"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paired import cell  # noqa: E402
 
 
 def _not_below_zero(p: dict) -> bool:
@@ -64,9 +62,9 @@ def format_choice(result: dict, min_aps=1.0, min_seeds=5, max_harm=-0.5) -> str:
              "|---|---|---|---|---|---|"]
     for r in result["rows"]:
         p, h = r["premise"], r["harmless"]
-        other = f"{len(h['seeds'])}, {_interval(h, 'AP')}" if h else "—"
-        lines.append(f"| {r['variant']} | {p['reference']} | {len(p['seeds'])}, {_interval(p, 'AP')} | "
-                     f"{_interval(p, 'APs')} | {other} | {'yes' if r['qualifies'] else '; '.join(r['why'])} |")
+        other = f"{len(h['seeds'])}, {cell(h, 'AP')}" if h else "—"
+        lines.append(f"| {r['variant']} | {p['reference']} | {len(p['seeds'])}, {cell(p, 'AP')} | "
+                     f"{cell(p, 'APs')} | {other} | {'yes' if r['qualifies'] else '; '.join(r['why'])} |")
     chosen = result["chosen"]
     lines += ["", f"chosen: {chosen or 'none qualifies'}; acceptance (premise ΔAP ≥ 0 and ΔAPs ≥ {min_aps:+.1f} "
               f"over ≥ {min_seeds} seeds, class-colour ΔAP ≥ {max_harm:+.1f}): "

@@ -34,12 +34,17 @@ def t_interval(values, level: float = 0.95) -> tuple:
     return mean, mean - half, mean + half
 
 
+def as_list(refs) -> list:
+    """A variant's ``reference`` (a name, or a list of them) as a list."""
+    return refs if isinstance(refs, list) else [refs]
+
+
 def pairs_of(references: dict) -> list:
     """``[(key, variant, reference)]`` of ``{variant: a reference or a list of them}``: the key is
     the variant's name for its first reference and ``"VARIANT vs REFERENCE"`` for the others."""
     out = []
     for name, refs in references.items():
-        for i, reference in enumerate([refs] if isinstance(refs, str) else refs):
+        for i, reference in enumerate(as_list(refs)):
             out.append((name if i == 0 else f"{name} vs {reference}", name, reference))
     return out
 
@@ -66,7 +71,8 @@ def paired(runs: dict, references: dict, keys=KEYS) -> dict:
     return out
 
 
-def _cell(p: dict, key: str) -> str:
+def cell(p: dict, key: str) -> str:
+    """``mean [low, high]`` of one paired key, the mean alone without an interval, — without pairs."""
     if not p["deltas"][key]:
         return "—"
     if math.isnan(p["low"][key]):
@@ -82,8 +88,8 @@ def format_paired(result: dict, keys=KEYS) -> str:
              "| variant | reference | n | " + " | ".join(f"Δ{k}" for k in keys) + " |",
              "|---|---|---|" + "---|" * len(keys)]
     for name, p in result.items():
-        lines.append(f"| {p.get('variant', name)} | {p['reference']} | {len(p['seeds'])} | "
-                     + " | ".join(_cell(p, k) for k in keys) + " |")
+        lines.append(f"| {p['variant']} | {p['reference']} | {len(p['seeds'])} | "
+                     + " | ".join(cell(p, k) for k in keys) + " |")
     lines += ["", "| variant | per seed ΔAP | per seed ΔAPs |", "|---|---|---|"]
     for name, p in result.items():
         per_seed = [" ".join(f"{s}: {d:+.1f}" for s, d in zip(p["seeds"], p["deltas"][k])) if
@@ -118,7 +124,7 @@ def paired_chart(result: dict, path: str, title: str, keys=("AP", "APs")):
                  for n in names]]
         ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=4, label=f"Δ{key}")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(range(len(names)), [f"{wrapped(result[n].get('variant', n))}\nvs {result[n]['reference']}"
+    ax.set_xticks(range(len(names)), [f"{wrapped(result[n]['variant'])}\nvs {result[n]['reference']}"
                                       for n in names], fontsize=7)
     ax.set_ylabel("variant − reference (points)")
     ax.set_title(title, fontsize=9)

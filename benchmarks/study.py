@@ -59,7 +59,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from internet_tf.config import Config, ConfigError, load_config  # noqa: E402
 from internet_tf.files import write_atomic  # noqa: E402
-from paired import format_paired, paired, paired_chart  # noqa: E402
+from paired import as_list, format_paired, paired, paired_chart  # noqa: E402
 from study_report import (ERROR_KEYS, aggregate, bar_chart, error_split_of_run,  # noqa: E402,F401
                           format_error_table, format_table)
 RUN_REF = re.compile(r"\{run:([A-Za-z0-9_.-]+)\}")
@@ -101,24 +101,20 @@ def load_study(path: str) -> dict:
     reference = data.get("reference", next(iter(variants)))
     if reference not in variants:
         raise StudyError(f"{where}: reference '{reference}' is not one of the variants")
+    references = {}  # a variant's reference name, or the list of them where the file gives a list
     for name, spec in variants.items():
         refs = spec.get("reference", reference)
-        if isinstance(refs, list) and not refs:
+        if refs == []:
             raise StudyError(f"{where}: variant '{name}': 'reference' is an empty list")
-        for ref in refs if isinstance(refs, list) else [refs]:
+        for ref in as_list(refs):
             if ref not in variants or variants[ref].get("report", True) is False:
                 raise StudyError(f"{where}: reference '{ref}'{f' of variant {name!r}' if ref != reference else ''} "
                                  "is not a reported variant of the study")
+        references[name] = [str(r) for r in refs] if isinstance(refs, list) else str(refs)
     return {"seeds": seeds, "overrides": data.get("overrides", []), "reference": reference,
             "variants": {str(n): {"config": str(v["config"]), "overrides": v.get("overrides", []),
-                                  "report": v.get("report", True), "reference": _references(v, reference)}
+                                  "report": v.get("report", True), "reference": references[n]}
                          for n, v in variants.items()}}
-
-
-def _references(spec: dict, reference: str):
-    """A variant's reference name, or the list of them where the study file gives a list."""
-    refs = spec.get("reference", reference)
-    return [str(r) for r in refs] if isinstance(refs, list) else str(refs)
 
 
 def needs(variant: dict) -> list:

@@ -12,7 +12,7 @@ spec.loader.exec_module(rule)
 
 def pair(ap, ap_low, ap_high, aps, n=5, reference="baseline_cont"):
     nan = math.nan
-    return {"reference": reference, "seeds": list(range(n)),
+    return {"reference": reference, "seeds": list(range(n)), "deltas": {"AP": [ap] * n, "APs": [aps] * n},
             "mean": {"AP": ap, "APs": aps}, "low": {"AP": ap_low, "APs": nan}, "high": {"AP": ap_high, "APs": nan}}
 
 
