@@ -65,6 +65,8 @@ DESCRIPTIONS = {
                             "that (exercises the VOC path).",
     "data.embedded.colours": "`class`: each class has its own colour; `random`: colours independent "
                              "of the class, so only the shape tells it.",
+    "data.embedded.small_blur": "Gaussian sigma, in pixels, of the mask that small objects are painted "
+                                "through (0: sharp): small objects ambiguous in themselves.",
     "data.voc.roots": "VOC root folders (each with Annotations/, JPEGImages/, ImageSets/Main/), "
                       "read as one set.",
     "data.voc.train_split": "Training split name (ImageSets/Main/<split>.txt).",

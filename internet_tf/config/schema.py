@@ -26,6 +26,8 @@ class EmbeddedConfig:
     # class: each class has its own colour (the demo); random: colours drawn independently of
     # the class, so only the shape tells the class (hard for small objects, the paper's premise)
     colours: str = "class"
+    # Gaussian sigma (pixels) of the mask small objects are painted through; 0: sharp
+    small_blur: float = 0.0
 
 
 @dataclass

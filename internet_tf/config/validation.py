@@ -53,6 +53,7 @@ RANGES = {
     "data.embedded.image_size": Range(64),
     "data.embedded.num_classes": AT_LEAST_1,
     "data.embedded.seed": NON_NEGATIVE,
+    "data.embedded.small_blur": Range(0, 8),
     "model.freeze_at": NON_NEGATIVE,
     "model.small_resnet_widths": AT_LEAST_1,
     "model.image_size": AT_LEAST_1,

@@ -49,7 +49,7 @@ def dataset_paths(cfg: Config) -> dict:
         e = d.embedded
         return embedded.generate(e.root, num_train=e.num_train, num_val=e.num_val,
                                  image_size=e.image_size, seed=e.seed, num_classes=e.num_classes,
-                                 colours=e.colours)
+                                 colours=e.colours, small_blur=e.small_blur)
     return {"train_annotations": d.train_annotations, "train_images": d.train_images,
             "val_annotations": d.val_annotations, "val_images": d.val_images}
 

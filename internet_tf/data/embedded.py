@@ -29,6 +29,10 @@ Design choices, each exercising part of the system:
   independently of its class (from a second RNG, so the layouts, shapes and boxes are those
   of ``"class"``), and only the shape tells the class: a small object's few pixels then
   carry less of it than a large one's, the premise of the Feature Intertwiner.
+* ``small_blur`` (a Gaussian sigma in pixels, default 0: off) paints the small objects'
+  shapes through a blurred mask, so their outline, and with it the class, is only partly in
+  the pixels: small objects that are ambiguous in themselves, as in photographs, while the
+  large ones stay sharp. Layouts, boxes and areas are those of the sharp shapes.
 * Everything is a function of ``seed`` (one RNG per image), the json is byte-identical
   for equal parameters, and existing output with matching parameters is reused.
 """
@@ -42,7 +46,7 @@ from typing import Any
 
 import numpy as np
 from absl import logging
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from internet_tf.config.schema import check_choice
 from internet_tf.data.convert import coco_to_voc
@@ -160,9 +164,31 @@ def base_colour(label: int, num_classes: int, colour_rng=None) -> tuple:
     return SHAPES[int(colour_rng.integers(num_classes))][1]
 
 
-def _render(rng: np.random.Generator, image_size: int, num_classes: int, colour_rng=None):
+def _paint(image: np.ndarray, mask: np.ndarray, fill: np.ndarray, x: int, y: int, blur: float) -> None:
+    """Paints ``fill`` (h x w x 3) into ``image`` at (x, y) through the shape ``mask``, or with
+    ``blur`` > 0 through the mask blurred with that Gaussian sigma (spilling up to 3 sigma
+    beyond the box, clipped to the image)."""
+    h, w = mask.shape
+    if blur <= 0:
+        region = image[y:y + h, x:x + w]
+        region[mask] = fill[mask]
+        return
+    pad = int(np.ceil(3 * blur))
+    soft = Image.fromarray(np.pad(mask, pad).astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(blur))
+    alpha = np.asarray(soft, np.float32)[..., None] / 255.0
+    colour = np.pad(fill, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    y0, x0 = max(0, y - pad), max(0, x - pad)
+    y1, x1 = min(image.shape[0], y + h + pad), min(image.shape[1], x + w + pad)
+    sy, sx = y0 - (y - pad), x0 - (x - pad)
+    a = alpha[sy:sy + y1 - y0, sx:sx + x1 - x0]
+    image[y0:y1, x0:x1] = a * colour[sy:sy + y1 - y0, sx:sx + x1 - x0] + (1 - a) * image[y0:y1, x0:x1]
+
+
+def _render(rng: np.random.Generator, image_size: int, num_classes: int, colour_rng=None,
+            small_blur: float = 0.0):
     """Renders one image; returns (uint8 HxWx3 array, [(label_index, bbox, area)]). With
-    ``colour_rng`` each object's base colour is drawn from it, not taken from its class."""
+    ``colour_rng`` each object's base colour is drawn from it, not taken from its class; with
+    ``small_blur`` the objects drawn in the small size range are painted blurred."""
     orientation = int(rng.integers(3))
     short = int(rng.integers(int(0.75 * image_size), image_size + 1))
     height, width = ((image_size, image_size), (short, image_size),
@@ -171,16 +197,17 @@ def _render(rng: np.random.Generator, image_size: int, num_classes: int, colour_
     specs = []
     for _ in range(int(rng.integers(1, 7))):
         label = int(rng.integers(num_classes))
-        lo, hi = _AREA_RANGES[int(rng.choice(3, p=_RANGE_PROBS))]
+        size_range = int(rng.choice(3, p=_RANGE_PROBS))
+        lo, hi = _AREA_RANGES[size_range]
         area = np.exp(rng.uniform(np.log(lo), np.log(hi)))
         aspect = np.exp(rng.uniform(np.log(0.75), np.log(1.33)))  # h / w
         side = np.sqrt(area / _FILL[SHAPES[label][0]])
         w = max(10, int(round(min(side / np.sqrt(aspect), 0.9 * width))))
         h = max(10, int(round(min(side * np.sqrt(aspect), 0.9 * height))))
-        specs.append((label, w, h))
+        specs.append((label, w, h, small_blur if size_range == 0 else 0.0))
     specs.sort(key=lambda s: -s[1] * s[2])  # big first: they need the most room.
     placed = []  # (label, (x, y, w, h), visible mask of the box region)
-    for label, w, h in specs:
+    for label, w, h, blur in specs:
         for _attempt in range(30):
             box = (int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h)
             if all(_overlap(box, other) <= _MAX_OVERLAP for _, other, _ in placed):
@@ -194,9 +221,8 @@ def _render(rng: np.random.Generator, image_size: int, num_classes: int, colour_
         colour = np.clip(np.asarray(base, np.float32) + rng.normal(0, 12, 3), 0, 255)
         shade = 1 + 0.25 * rng.uniform(-1, 1) * np.linspace(-1, 1, h, dtype=np.float32)
         x, y = box[0], box[1]
-        region = image[y:y + h, x:x + w]
-        fill = (shade[:, None, None] * colour[None, None, :]).astype(np.float32)
-        region[mask] = np.broadcast_to(fill, (h, w, 3))[mask]
+        fill = np.broadcast_to(shade[:, None, None] * colour[None, None, :], (h, w, 3)).astype(np.float32)
+        _paint(image, mask, fill, x, y, blur)
         for _, (bx, by, bw, bh), other in placed:  # hide what the new object covers.
             x0, y0 = max(x, bx), max(y, by)
             x1, y1 = min(x + w, bx + bw), min(y + h, by + bh)
@@ -220,7 +246,8 @@ def _write_image(image_dir: str, split: str, i: int, params: dict):
     rng = np.random.default_rng([params["seed"], _SPLITS[split], i])
     colour_rng = (np.random.default_rng([params["seed"], _SPLITS[split], i, 1])
                   if params.get("colours", "class") == "random" else None)
-    pixels, objects = _render(rng, params["image_size"], params["num_classes"], colour_rng)
+    pixels, objects = _render(rng, params["image_size"], params["num_classes"], colour_rng,
+                              params.get("small_blur", 0.0))
     if i % 4 == 3:
         file_name, buf = f"{i:06d}.jpg", _encode(pixels, "JPEG", {"quality": 92})
     else:
@@ -278,7 +305,8 @@ def _reusable(root: str, split: str, params: dict) -> bool:
 
 
 def generate(root: str, *, num_train: int = 800, num_val: int = 100, image_size: int = 256,
-             seed: int = 0, num_classes: int = 4, colours: str = "class") -> dict[str, str]:
+             seed: int = 0, num_classes: int = 4, colours: str = "class",
+             small_blur: float = 0.0) -> dict[str, str]:
     """Writes (or reuses) the embedded dataset under ``root``.
 
     Returns a dict with ``train_annotations``, ``train_images``, ``val_annotations`` and
@@ -291,6 +319,8 @@ def generate(root: str, *, num_train: int = 800, num_val: int = 100, image_size:
     if num_train < 1 or num_val < 1:
         raise ValueError("num_train and num_val must be positive")
     check_choice("data.embedded.colours", colours)
+    if not 0 <= small_blur <= 8:
+        raise ValueError(f"small_blur must be in [0, 8] pixels, got {small_blur}")
     os.makedirs(root, exist_ok=True)
     for split, count in (("train", num_train), ("val", num_val)):
         params: dict[str, Any] = {"version": GENERATOR_VERSION, "split": split,
@@ -298,6 +328,8 @@ def generate(root: str, *, num_train: int = 800, num_val: int = 100, image_size:
                                   "seed": seed, "num_classes": num_classes}
         if colours != "class":  # absent for "class": the demo's data and json stay as they were
             params["colours"] = colours
+        if small_blur:  # likewise absent when off
+            params["small_blur"] = float(small_blur)
         if _reusable(root, split, params):
             logging.info("Reusing embedded %s split in %s", split, root)
             continue

@@ -166,3 +166,39 @@ def test_random_colours_keep_the_layout_and_do_not_follow_the_class(dataset, tmp
     assert embedded.base_colour(2, 4) == embedded.SHAPES[2][1]
     with pytest.raises(ValueError, match="colours"):
         embedded.generate(str(tmp_path / "bad"), colours="blue")
+
+
+def test_small_blur_softens_only_the_small_objects(dataset, tmp_path):
+    sigma = 2.0
+    paths = embedded.generate(str(tmp_path / "blur"), num_train=8, num_val=2, seed=0, small_blur=sigma)
+    sharp = json.loads(read(dataset["train_annotations"]))
+    blurred = json.loads(read(paths["train_annotations"]))
+    assert blurred["info"]["generator_params"]["small_blur"] == sigma
+    assert "small_blur" not in sharp["info"]["generator_params"]  # the demo's json is unchanged
+    first = {img["id"] for img in sharp["images"][:8]}
+    assert blurred["annotations"] == [a for a in sharp["annotations"] if a["image_id"] in first]
+    pad = int(np.ceil(3 * sigma))
+    changed_small = 0
+    for img in blurred["images"]:
+        a = np.asarray(Image.open(os.path.join(paths["train_images"], img["file_name"])), np.int16)
+        b = np.asarray(Image.open(os.path.join(dataset["train_images"], img["file_name"])), np.int16)
+        if img["file_name"].endswith(".jpg"):
+            continue  # JPEG blocks spread a difference beyond the object
+        near_small = np.zeros(a.shape[:2], bool)
+        for ann in (x for x in blurred["annotations"] if x["image_id"] == img["id"]):
+            if ann["area"] < embedded.SMALL_MAX:
+                x, y, w, h = (int(v) for v in ann["bbox"])
+                near_small[max(0, y - pad - 2):y + h + pad + 2, max(0, x - pad - 2):x + w + pad + 2] = True
+        diff = np.abs(a - b).max(axis=-1) > 0
+        assert not (diff & ~near_small).any(), img["file_name"]  # large and medium objects stay sharp
+        changed_small += int(diff.any())
+    assert changed_small >= 3
+
+
+def test_small_blur_range_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="small_blur"):
+        embedded.generate(str(tmp_path), small_blur=-1)
+    from internet_tf.config.loading import load_config
+    from internet_tf.config.schema import ConfigError
+    with pytest.raises(ConfigError, match="data.embedded.small_blur"):
+        load_config(None, ["data.embedded.small_blur=9"])
