@@ -88,3 +88,12 @@ def test_mostly_unknown_classes_name_the_likely_fix(tmp_path):
     assert dict(index.skips) == {"unknown_category": 2}
     assert ("Most objects have a category_id that the 'categories' list of" in index.report()
             and "(it lists 1; the objects use 7, 8)" in index.report())
+
+
+def test_embedded_options_reach_the_generator(tmp_path):
+    root = str(tmp_path / "blurred")
+    load_datasets(tiny.config(f"data.embedded.root={root}", "data.embedded.colours=random",
+                              "data.embedded.small_blur=1.5"), train=False)
+    with open(os.path.join(root, "val.json")) as f:
+        params = json.load(f)["info"]["generator_params"]
+    assert (params["colours"], params["small_blur"]) == ("random", 1.5)
