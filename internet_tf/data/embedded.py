@@ -49,6 +49,7 @@ from absl import logging
 from PIL import Image, ImageDraw, ImageFilter
 
 from internet_tf.config.schema import check_choice
+from internet_tf.config.validation import RANGES
 from internet_tf.data.convert import coco_to_voc
 from internet_tf.files import write_atomic
 
@@ -169,7 +170,7 @@ def _paint(image: np.ndarray, mask: np.ndarray, fill: np.ndarray, x: int, y: int
     ``blur`` > 0 through the mask blurred with that Gaussian sigma (spilling up to 3 sigma
     beyond the box, clipped to the image)."""
     h, w = mask.shape
-    if blur <= 0:
+    if not blur:
         region = image[y:y + h, x:x + w]
         region[mask] = fill[mask]
         return
@@ -319,8 +320,8 @@ def generate(root: str, *, num_train: int = 800, num_val: int = 100, image_size:
     if num_train < 1 or num_val < 1:
         raise ValueError("num_train and num_val must be positive")
     check_choice("data.embedded.colours", colours)
-    if not 0 <= small_blur <= 8:
-        raise ValueError(f"small_blur must be in [0, 8] pixels, got {small_blur}")
+    if small_blur not in RANGES["data.embedded.small_blur"]:
+        raise ValueError(f"small_blur must be {RANGES['data.embedded.small_blur'].text} pixels, got {small_blur}")
     os.makedirs(root, exist_ok=True)
     for split, count in (("train", num_train), ("val", num_val)):
         params: dict[str, Any] = {"version": GENERATOR_VERSION, "split": split,

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from internet_tf.config.loading import load_config
+from internet_tf.config.schema import ConfigError
 from internet_tf.data import embedded
 from internet_tf.data.coco import CocoIndex
 from internet_tf.data.pipeline import build_dataset
@@ -198,7 +200,5 @@ def test_small_blur_softens_only_the_small_objects(dataset, tmp_path):
 def test_small_blur_range_is_checked(tmp_path):
     with pytest.raises(ValueError, match="small_blur"):
         embedded.generate(str(tmp_path), small_blur=-1)
-    from internet_tf.config.loading import load_config
-    from internet_tf.config.schema import ConfigError
     with pytest.raises(ConfigError, match="data.embedded.small_blur"):
         load_config(None, ["data.embedded.small_blur=9"])
