@@ -125,6 +125,13 @@ def value_at(cfg: Config, key: str):
     return reduce(getattr, key.split("."), cfg)
 
 
+def check_range(key: str, value):
+    """``value`` if it lies in ``RANGES[key]``; else a ConfigError naming the key."""
+    if value not in RANGES[key]:
+        raise ConfigError(f"config key '{key}' must be {RANGES[key].text}, got {value!r}")
+    return value
+
+
 def check_ranges(cfg: Config) -> None:
     """A ConfigError naming the first key of ``RANGES`` whose value (or list entry) is out of range."""
     for key, allowed in RANGES.items():
@@ -134,8 +141,8 @@ def check_ranges(cfg: Config) -> None:
         if isinstance(value, list):
             if not all(v in allowed for v in value):
                 raise ConfigError(f"config key '{key}': every entry must be a number {allowed.text}, got {value!r}")
-        elif value not in allowed:
-            raise ConfigError(f"config key '{key}' must be {allowed.text}, got {value!r}")
+        else:
+            check_range(key, value)
 
 
 def validate(cfg: Config) -> Config:

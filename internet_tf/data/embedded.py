@@ -49,7 +49,7 @@ from absl import logging
 from PIL import Image, ImageDraw, ImageFilter
 
 from internet_tf.config.schema import check_choice
-from internet_tf.config.validation import RANGES
+from internet_tf.config.validation import check_range
 from internet_tf.data.convert import coco_to_voc
 from internet_tf.files import write_atomic
 
@@ -320,8 +320,7 @@ def generate(root: str, *, num_train: int = 800, num_val: int = 100, image_size:
     if num_train < 1 or num_val < 1:
         raise ValueError("num_train and num_val must be positive")
     check_choice("data.embedded.colours", colours)
-    if small_blur not in RANGES["data.embedded.small_blur"]:
-        raise ValueError(f"small_blur must be {RANGES['data.embedded.small_blur'].text} pixels, got {small_blur}")
+    check_range("data.embedded.small_blur", small_blur)
     os.makedirs(root, exist_ok=True)
     for split, count in (("train", num_train), ("val", num_val)):
         params: dict[str, Any] = {"version": GENERATOR_VERSION, "split": split,
